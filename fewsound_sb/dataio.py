@@ -1,0 +1,470 @@
+"""Audio input/output and SpeechBrain data pipelines.
+
+Reading (any format soundfile reads: wav, flac, ogg, mp3), mixing to mono,
+resampling, peak normalisation, cropping/padding to the fixed clip length the
+hypernetworks use (32,768 samples at 22,050 Hz in the paper), splitting a long
+file into consecutive pieces, atomic writing, and the ``@takes``/``@provides``
+pipeline factory for :class:`speechbrain.dataio.dataset.DynamicItemDataset`.
+
+Every bad audio file raises the same exception, :class:`AudioReadError`, whose
+message names the file, what is wrong with it and what to do.
+"""
+
+import numbers
+import os
+import tempfile
+
+import numpy as np
+import soundfile
+import torch
+import torchaudio
+from speechbrain.utils.data_pipeline import provides, takes
+from speechbrain.utils.logger import get_logger
+
+logger = get_logger(__name__)
+
+CROP_MODES = ("random", "start", "center")
+
+
+class AudioReadError(ValueError):
+    """Raised for any audio file that cannot be used: missing, empty, corrupt,
+    not audio, without samples, or with NaN/inf samples.
+
+    The message names the file, the problem and what to do about it.
+
+    Example
+    -------
+    >>> try:
+    ...     read_audio("no/such/file.wav")
+    ... except AudioReadError as err:
+    ...     print(str(err).split(":")[0])
+    Cannot read audio file 'no/such/file.wav'
+    """
+
+
+def _fail(path, problem, advice):
+    """Builds an AudioReadError with a uniform message."""
+    return AudioReadError(f"Cannot read audio file '{path}': {problem}. {advice}")
+
+
+def read_audio(path, sample_rate=22050, mono=True):
+    """Reads an audio file as float32, optionally mixing to mono and resampling.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        Any file soundfile reads (wav, flac, ogg, mp3).
+    sample_rate : int or None
+        Output sample rate in Hz. The audio is resampled with
+        ``torchaudio.functional.resample`` when the file's rate differs.
+        ``None`` keeps the file's own rate (see ``soundfile.info(path)``).
+    mono : bool
+        If True, channels are averaged and a ``[T]`` tensor is returned;
+        otherwise ``[C, T]``.
+
+    Returns
+    -------
+    wav : torch.Tensor
+        float32, ``[T]`` (mono) or ``[C, T]``, at ``sample_rate``.
+
+    Raises
+    ------
+    AudioReadError
+        The file is missing, empty (0 bytes), truncated or corrupt, not audio,
+        has no samples, or contains NaN/inf samples.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> tmp = tempfile.mkdtemp()
+    >>> path = os.path.join(tmp, "tone.wav")
+    >>> stereo = torch.zeros(2, 4800)
+    >>> stereo[0] = 0.5
+    >>> write_audio(path, stereo, sample_rate=48000)
+    >>> read_audio(path, sample_rate=16000).shape
+    torch.Size([1600])
+    >>> read_audio(path, sample_rate=None, mono=False).shape
+    torch.Size([2, 4800])
+    >>> round(read_audio(path, sample_rate=None)[100].item(), 3)
+    0.25
+    """
+    if sample_rate is not None and (
+        not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0
+    ):
+        raise ValueError(
+            f"sample_rate must be a positive int or None. Found: {sample_rate!r}"
+        )
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise _fail(
+            path, "file not found", "Check the path (and {data_root} in the manifest)."
+        )
+    if not os.path.isfile(path):
+        raise _fail(path, "not a regular file", "Pass an audio file, not a folder.")
+    if os.path.getsize(path) == 0:
+        raise _fail(path, "the file is empty (0 bytes)", "Re-copy or re-download it.")
+    try:
+        data, file_rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (soundfile.SoundFileError, RuntimeError) as err:
+        raise _fail(
+            path,
+            f"it is not audio soundfile can decode, or it is truncated/corrupt ({err})",
+            "Re-copy or re-export it as wav/flac/ogg.",
+        ) from err
+    if data.shape[0] == 0:
+        raise _fail(
+            path, "it contains no samples (zero length)", "Remove it from the data."
+        )
+    if not np.isfinite(data).all():
+        raise _fail(
+            path,
+            "it contains NaN or inf samples",
+            "Re-export it or remove it from the data.",
+        )
+
+    wav = torch.from_numpy(data.T.copy())  # [C, T]
+    if mono:
+        wav = wav.mean(dim=0)  # [T]
+    if sample_rate is not None and file_rate != sample_rate:
+        wav = torchaudio.functional.resample(wav, file_rate, sample_rate)
+    return wav
+
+
+def peak_normalize(wav, eps=1e-8):
+    """Divides each signal by its peak absolute value (y / max|y|).
+
+    Silent (all-zero) signals stay zero instead of becoming NaN: the peak is
+    clamped to at least ``eps``.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        ``[..., T]``; each signal along the last dimension is normalised alone.
+    eps : float
+        Lower bound on the peak, to avoid dividing by zero.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape as ``wav``, peak 1 (0 for silent signals).
+
+    Example
+    -------
+    >>> peak_normalize(torch.tensor([[0.1, -0.5, 0.25], [0.0, 0.0, 0.0]]))
+    tensor([[ 0.2000, -1.0000,  0.5000],
+            [ 0.0000,  0.0000,  0.0000]])
+    """
+    peak = wav.abs().amax(dim=-1, keepdim=True).clamp_min(eps)
+    return wav / peak
+
+
+def crop_or_pad(wav, length, mode="random", generator=None):
+    """Crops or zero-pads the last dimension to exactly ``length`` samples.
+
+    Longer signals are cropped (``"random"`` start for training, drawn with
+    ``generator``; ``"start"`` or ``"center"`` for deterministic evaluation).
+    Shorter signals are zero-padded at the end.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        ``[..., T]`` signal.
+    length : int
+        Output length in samples.
+    mode : str
+        ``"random"``, ``"start"`` or ``"center"``.
+    generator : torch.Generator or None
+        RNG for ``mode="random"`` (None: torch's global RNG).
+
+    Returns
+    -------
+    out : torch.Tensor
+        ``[..., length]``.
+    num_valid : int
+        Number of leading samples of ``out`` that come from ``wav``
+        (``min(T, length)``); the rest is padding.
+
+    Example
+    -------
+    >>> wav = torch.arange(10.0)
+    >>> crop_or_pad(wav, 4, mode="start")
+    (tensor([0., 1., 2., 3.]), 4)
+    >>> crop_or_pad(wav, 4, mode="center")
+    (tensor([3., 4., 5., 6.]), 4)
+    >>> crop_or_pad(wav[:3], 5, mode="start")
+    (tensor([0., 1., 2., 0., 0.]), 3)
+    >>> g = torch.Generator().manual_seed(0)
+    >>> crop_or_pad(wav, 4, mode="random", generator=g)[0].shape
+    torch.Size([4])
+    """
+    if mode not in CROP_MODES:
+        raise ValueError(f"mode must be one of {CROP_MODES}. Found: {mode!r}")
+    if length <= 0:
+        raise ValueError(f"length must be positive. Found: {length}")
+    num_samples = wav.shape[-1]
+    if num_samples < length:
+        pad = torch.zeros(
+            *wav.shape[:-1], length - num_samples, dtype=wav.dtype, device=wav.device
+        )
+        return torch.cat([wav, pad], dim=-1), num_samples
+    slack = num_samples - length
+    if mode == "start" or slack == 0:
+        start = 0
+    elif mode == "center":
+        start = slack // 2
+    else:
+        start = int(torch.randint(0, slack + 1, (1,), generator=generator))
+    return wav[..., start : start + length], length
+
+
+def split_pieces(wav, length):
+    """Splits a signal into consecutive pieces of ``length`` samples.
+
+    The last piece is zero-padded; nothing is dropped. The number of real
+    samples is ``wav.shape[-1]``, so the padding can be cut after merging.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        ``[..., T]`` signal with ``T >= 1``.
+    length : int
+        Piece length in samples.
+
+    Returns
+    -------
+    list of torch.Tensor
+        ``ceil(T / length)`` tensors of shape ``[..., length]``.
+
+    Example
+    -------
+    >>> pieces = split_pieces(torch.arange(1.0, 6.0), 2)
+    >>> pieces
+    [tensor([1., 2.]), tensor([3., 4.]), tensor([5., 0.])]
+    >>> torch.cat(pieces)[:5].tolist()
+    [1.0, 2.0, 3.0, 4.0, 5.0]
+    """
+    if length <= 0:
+        raise ValueError(f"length must be positive. Found: {length}")
+    num_samples = wav.shape[-1]
+    if num_samples == 0:
+        raise ValueError("cannot split an empty signal (0 samples)")
+    pieces = []
+    for start in range(0, num_samples, length):
+        piece, _ = crop_or_pad(wav[..., start : start + length], length, mode="start")
+        pieces.append(piece)
+    return pieces
+
+
+class AudioPipeline:
+    """Reads, resamples, crops/pads and (optionally) peak-normalises one file.
+
+    The callable behind :func:`make_audio_pipeline`; a class (not a closure)
+    so it can be pickled into DataLoader worker processes.
+
+    Training crops are random. Each DataLoader worker draws them from its own
+    generator, seeded from ``seed`` and the worker seed torch assigns for the
+    epoch, so workers do not repeat each other's crops and epochs differ while
+    runs stay reproducible. Evaluation takes the first ``crop_length`` samples
+    (the authors' validation; facts.md section 7).
+
+    Arguments
+    ---------
+    sample_rate : int
+        Sample rate in Hz the audio is resampled to.
+    crop_length : int
+        Output length in samples (32768 in the paper).
+    train : bool
+        Random crop if True, else the first ``crop_length`` samples.
+    seed : int
+        Seed of the random crops.
+    normalize : bool
+        Peak-normalise after cropping.
+
+    Example
+    -------
+    >>> pipe = AudioPipeline(16000, crop_length=8, train=False, seed=0)
+    >>> pipe.crop(torch.tensor([0.0, 0.5, -2.0, 1.0])).tolist()
+    [0.0, 0.25, -1.0, 0.5, 0.0, 0.0, 0.0, 0.0]
+    """
+
+    def __init__(self, sample_rate, crop_length, train, seed, normalize=True):
+        self.sample_rate = sample_rate
+        self.crop_length = crop_length
+        self.train = train
+        self.seed = seed
+        self.normalize = normalize
+        self._generator = None
+        self._generator_key = None
+
+    def _get_generator(self):
+        """Returns the generator for this process, (re)seeding it per worker."""
+        info = torch.utils.data.get_worker_info()
+        key = None if info is None else info.seed
+        if self._generator is None or key != self._generator_key:
+            seed = self.seed if key is None else (self.seed * 1_000_003 + key) % 2**63
+            self._generator = torch.Generator().manual_seed(seed)
+            self._generator_key = key
+        return self._generator
+
+    def crop(self, wav):
+        """Crops/pads ``wav`` [T] to ``[crop_length]`` and normalises it."""
+        if self.train:
+            sig, _ = crop_or_pad(
+                wav, self.crop_length, mode="random", generator=self._get_generator()
+            )
+        else:
+            sig, _ = crop_or_pad(wav, self.crop_length, mode="start")
+        if self.normalize:
+            sig = peak_normalize(sig)
+        return sig
+
+    def __call__(self, path):
+        """Reads ``path`` and returns the ``[crop_length]`` float32 signal."""
+        return self.crop(read_audio(path, sample_rate=self.sample_rate, mono=True))
+
+
+def make_audio_pipeline(sample_rate, crop_length, train, seed, normalize=True):
+    """Makes the ``wav -> sig`` dynamic item for a ``DynamicItemDataset``.
+
+    Arguments
+    ---------
+    sample_rate : int
+        Sample rate in Hz the audio is resampled to.
+    crop_length : int
+        Output length in samples (32768 in the paper).
+    train : bool
+        Random crop per call if True; the first ``crop_length`` samples if
+        False (deterministic evaluation).
+    seed : int
+        Seed of the random crops (see :class:`AudioPipeline`).
+    normalize : bool
+        Peak-normalise each crop (y / max|y|).
+
+    Returns
+    -------
+    speechbrain.utils.data_pipeline.DynamicItem
+        Takes ``"wav"`` (a path), provides ``"sig"`` (float32 ``[crop_length]``).
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from speechbrain.dataio.dataset import DynamicItemDataset
+    >>> tmp = tempfile.mkdtemp()
+    >>> write_audio(os.path.join(tmp, "a.wav"), 0.1 * torch.ones(300), 8000)
+    >>> data = {"a": {"wav": os.path.join(tmp, "a.wav")}}
+    >>> pipe = make_audio_pipeline(8000, crop_length=256, train=True, seed=0)
+    >>> dataset = DynamicItemDataset(
+    ...     data, dynamic_items=[pipe], output_keys=["id", "sig"]
+    ... )
+    >>> dataset[0]["sig"].shape, dataset[0]["sig"].max().item()
+    (torch.Size([256]), 1.0)
+    """
+    pipeline = AudioPipeline(sample_rate, crop_length, train, seed, normalize)
+    return takes("wav")(provides("sig")(pipeline))
+
+
+def list_audio_files(paths, extensions=(".wav", ".flac", ".ogg", ".mp3")):
+    """Lists audio files given files and/or folders (searched recursively).
+
+    Arguments
+    ---------
+    paths : str, os.PathLike, or a sequence of them
+        Files (taken as given, whatever their extension) and folders.
+    extensions : tuple of str
+        File endings looked for in folders (case-insensitive).
+
+    Returns
+    -------
+    list of str
+        Sorted, without duplicates.
+
+    Raises
+    ------
+    FileNotFoundError
+        A path does not exist.
+    ValueError
+        No audio file was found.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> tmp = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(tmp, "sub"))
+    >>> for name in ("b.wav", "sub/a.FLAC", "notes.txt"):
+    ...     open(os.path.join(tmp, name), "w").close()
+    >>> [os.path.relpath(f, tmp) for f in list_audio_files(tmp)]
+    ['b.wav', 'sub/a.FLAC']
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    extensions = tuple(ext.lower() for ext in extensions)
+    found = set()
+    for path in paths:
+        path = os.fspath(path)
+        if os.path.isfile(path):
+            found.add(path)
+        elif os.path.isdir(path):
+            for root, _, files in os.walk(path):
+                for name in files:
+                    if name.lower().endswith(extensions):
+                        found.add(os.path.join(root, name))
+        else:
+            raise FileNotFoundError(f"Audio path not found: '{path}'")
+    if not found:
+        raise ValueError(
+            f"No audio files found in {[os.fspath(p) for p in paths]} "
+            f"(looked for {', '.join(extensions)})"
+        )
+    return sorted(found)
+
+
+def write_audio(path, wav, sample_rate, subtype=None):
+    """Writes audio atomically: to a temporary file, then renamed into place.
+
+    An interrupted write never leaves a half-written file at ``path``.
+    The format follows the extension (wav, flac, ogg); parent folders are
+    created.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        Output file.
+    wav : torch.Tensor
+        ``[T]`` or ``[C, T]``, float in [-1, 1] (values outside are clipped
+        by integer formats; a warning is logged).
+    sample_rate : int
+        Sample rate in Hz.
+    subtype : str or None
+        soundfile subtype (e.g. ``"PCM_16"``, ``"FLOAT"``); None uses
+        soundfile's default for the format (PCM_16 for wav and flac).
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "out", "x.wav")
+    >>> write_audio(path, torch.zeros(160), sample_rate=16000)
+    >>> read_audio(path, sample_rate=None).shape
+    torch.Size([160])
+    """
+    path = os.fspath(path)
+    wav = torch.as_tensor(wav).detach().to("cpu", torch.float32)
+    if wav.dim() not in (1, 2):
+        raise ValueError(f"expected [T] or [C, T], got {tuple(wav.shape)}")
+    if not torch.isfinite(wav).all():
+        raise ValueError(f"refusing to write NaN/inf samples to '{path}'")
+    if wav.numel() > 0 and wav.abs().max() > 1.0 and subtype != "FLOAT":
+        logger.warning("Audio written to '%s' exceeds [-1, 1] and may clip", path)
+    data = wav.numpy() if wav.dim() == 1 else wav.T.numpy()  # [T] or [T, C]
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    suffix = os.path.splitext(path)[1]  # soundfile picks the format from it
+    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=suffix)
+    os.close(fd)
+    try:
+        soundfile.write(tmp_path, data, sample_rate, subtype=subtype)
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise

@@ -1,0 +1,1 @@
+"""Sound encoders E that map raw audio to an embedding (see ``encoders.py``)."""

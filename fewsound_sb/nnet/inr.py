@@ -1,0 +1,566 @@
+"""The six target networks (audio INRs) as functional modules.
+
+Every target network f(t) → amplitude is defined once, as a
+:class:`FunctionalINR`:
+
+* a parameter spec (ordered :class:`ParamSpec` entries) that maps a flat weight
+  vector of length P to named blocks;
+* a batched functional forward ``forward_params(t, params)`` where every block
+  carries a leading batch dimension B (one weight set per clip).
+
+The same definition then serves three callers (see DESIGN.md): a plain module
+holding its own weights (``forward(t)``), single-clip fitting of many clips at
+once (``forward_flat(t, w)`` with ``w: [B, P]``), and the hypernetworks, which
+emit flat weight vectors. Time coordinates span [-1, 1] over the clip
+(:func:`time_grid`).
+
+Defaults are the paper's Table 1 configurations; parameter counts:
+kan 33,768 · nerf 33,261 · siren 31,191 · finer 31,191 · wire 31,191 · rff 39,201.
+WIRE's complex weights count as one parameter each (as in the paper); its flat
+vector stores real and imaginary parts, so its ``num_params`` (flat length) is
+larger than its parameter count.
+"""
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from fewsound_sb.nnet.encoding import PositionalEncoding, RandomFourierFeatures
+from fewsound_sb.nnet.kan import combine_weights, init_kan_weights, kan_layer
+
+
+class ParamSpec(NamedTuple):
+    """One named block of a target network's weights.
+
+    Attributes
+    ----------
+    name : str
+        Parameter name (also the module attribute).
+    shape : tuple
+        Shape of the block in the flat vector (complex blocks end in 2).
+    kind : str
+        One of "weight", "bias", "base", "spline", "scaler".
+    fan_in : int
+        Input width of the layer the block belongs to.
+    """
+
+    name: str
+    shape: tuple
+    kind: str
+    fan_in: int
+
+    @property
+    def numel(self):
+        """Number of reals the block takes in the flat vector."""
+        return math.prod(self.shape)
+
+
+def time_grid(num_samples, device=None, dtype=None):
+    """Time coordinates of a clip: ``t_n = -1 + 2n / (N - 1)``.
+
+    Arguments
+    ---------
+    num_samples : int
+        Number of samples N.
+    device, dtype
+        Of the returned tensor.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[N, 1]``.
+
+    Example
+    -------
+    >>> time_grid(3).squeeze(-1)
+    tensor([-1.,  0.,  1.])
+    """
+    if num_samples < 2:
+        raise ValueError(f"a time grid needs at least 2 samples, got {num_samples}")
+    return torch.linspace(-1.0, 1.0, num_samples, device=device, dtype=dtype).unsqueeze(-1)
+
+
+class FunctionalINR(torch.nn.Module):
+    """Base class of the target networks: one weight set held, many evaluated.
+
+    Subclasses call :meth:`_register_spec` with their blocks and implement
+    :meth:`forward_params`. Blocks whose spec shape ends in 2 and whose name is
+    listed in ``_complex_blocks`` are held as complex parameters.
+    """
+
+    _complex_blocks = ()
+
+    def _register_spec(self, spec):
+        self._spec = tuple(spec)
+        self._offsets = []
+        offset = 0
+        for block in self._spec:
+            self._offsets.append(offset)
+            offset += block.numel
+            shape = block.shape
+            dtype = torch.float32
+            if block.name in self._complex_blocks:
+                shape, dtype = shape[:-1], torch.complex64
+            self.register_parameter(block.name, torch.nn.Parameter(torch.zeros(shape, dtype=dtype)))
+        self._num_params = offset
+
+    @property
+    def spec(self):
+        """Ordered tuple of :class:`ParamSpec` describing the flat vector."""
+        return self._spec
+
+    @property
+    def num_params(self):
+        """Length P of the flat weight vector."""
+        return self._num_params
+
+    def _block(self, name):
+        param = getattr(self, name)
+        return torch.view_as_real(param) if param.is_complex() else param
+
+    def flat_weights(self):
+        """This module's weights as one flat vector ``[P]`` (differentiable)."""
+        return torch.cat([self._block(b.name).reshape(-1) for b in self._spec])
+
+    @torch.no_grad()
+    def load_flat_weights(self, weights):
+        """Copy a flat vector ``[P]`` into this module's parameters."""
+        if weights.shape != (self._num_params,):
+            raise ValueError(f"expected flat weights [{self._num_params}], got {tuple(weights.shape)}")
+        for block, offset in zip(self._spec, self._offsets):
+            self._block(block.name).copy_(weights[offset: offset + block.numel].view(block.shape))
+
+    def unflatten(self, weights):
+        """Split flat weights ``[B, P]`` into named blocks ``[B, *shape]``."""
+        if weights.dim() != 2 or weights.shape[1] != self._num_params:
+            raise ValueError(
+                f"expected flat weights [B, {self._num_params}], got {tuple(weights.shape)}"
+            )
+        params = {}
+        for block, offset in zip(self._spec, self._offsets):
+            value = weights[:, offset: offset + block.numel].reshape(-1, *block.shape)
+            if block.name in self._complex_blocks:
+                value = torch.view_as_complex(value.contiguous())
+            params[block.name] = value
+        return params
+
+    def own_params(self):
+        """This module's weights as a params dict with batch dimension 1."""
+        return {b.name: getattr(self, b.name).unsqueeze(0) for b in self._spec}
+
+    @staticmethod
+    def _check_time(t):
+        if t.dim() == 2 and t.shape[-1] == 1:
+            return t.unsqueeze(0)
+        if t.dim() == 3 and t.shape[-1] == 1:
+            return t
+        raise ValueError(f"expected time points [T, 1] or [B, T, 1], got {tuple(t.shape)}")
+
+    def forward_flat(self, t, weights):
+        """Evaluate B weight sets at once.
+
+        Arguments
+        ---------
+        t : torch.Tensor
+            Time points ``[B, T, 1]`` or ``[T, 1]`` (shared by all sets).
+        weights : torch.Tensor
+            Flat weights ``[B, P]``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, T, 1]``.
+        """
+        params = self.unflatten(weights)
+        t = self._check_time(t)
+        if t.shape[0] not in (1, weights.shape[0]):
+            raise ValueError(
+                f"time points have batch {t.shape[0]} but weights have batch {weights.shape[0]}"
+            )
+        return self.forward_params(t, params)
+
+    def forward(self, t):
+        """Evaluate this module's own weights at ``t`` (``[T, 1]`` or ``[B, T, 1]``)."""
+        squeeze = t.dim() == 2
+        t = self._check_time(t)
+        batch = t.shape[0]
+        params = self.own_params()
+        if batch > 1:
+            params = {k: v.expand(batch, *v.shape[1:]) for k, v in params.items()}
+        y = self.forward_params(t, params)
+        return y[0] if squeeze else y
+
+    def forward_params(self, t, params):
+        """Functional forward: ``t`` ``[Bt, T, 1]``, blocks ``[B, ...]`` → ``[B, T, 1]``."""
+        raise NotImplementedError  # abstract: every target network defines it
+
+
+def linear(x, weight, bias):
+    """Batched affine map: ``x`` ``[Bx, T, in]``, ``weight`` ``[B, out, in]``, ``bias`` ``[B, out]``.
+
+    Example
+    -------
+    >>> linear(torch.ones(1, 5, 2), torch.ones(3, 4, 2), torch.zeros(3, 4)).shape
+    torch.Size([3, 5, 4])
+    """
+    return torch.matmul(x, weight.transpose(-1, -2)) + bias.unsqueeze(-2)
+
+
+def _mlp_spec(sizes, complex_from=None):
+    spec = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+        extra = (2,) if complex_from is not None and i >= complex_from else ()
+        spec.append(ParamSpec(f"w{i}", (fan_out, fan_in) + extra, "weight", fan_in))
+        spec.append(ParamSpec(f"b{i}", (fan_out,) + extra, "bias", fan_in))
+    return spec
+
+
+class _MLPINR(FunctionalINR):
+    """Shared plumbing of the MLP-based INRs (layer sizes, default init)."""
+
+    def _build_mlp(self, in_features, hidden_sizes, complex_from=None):
+        if not hidden_sizes:
+            raise ValueError("hidden_sizes must name at least one layer")
+        self.sizes = (in_features, *hidden_sizes, 1)
+        self.n_layers = len(self.sizes) - 1
+        self._register_spec(_mlp_spec(self.sizes, complex_from))
+        for i in range(self.n_layers):
+            self._default_linear_init(i)
+
+    @torch.no_grad()
+    def _default_linear_init(self, i):
+        """PyTorch's ``nn.Linear`` initialisation for layer i."""
+        weight, bias = getattr(self, f"w{i}"), getattr(self, f"b{i}")
+        bound = 1 / math.sqrt(weight.shape[1])
+        if weight.is_complex():
+            torch.nn.init.uniform_(torch.view_as_real(weight), -bound, bound)
+            torch.nn.init.uniform_(torch.view_as_real(bias), -bound, bound)
+        else:
+            torch.nn.init.uniform_(weight, -bound, bound)
+            torch.nn.init.uniform_(bias, -bound, bound)
+
+
+class NeRF(_MLPINR):
+    """Positional encoding followed by a ReLU MLP (Mildenhall et al., 2020).
+
+    Arguments
+    ---------
+    encoding_length : int
+        Number of PE frequencies L (input width 2L). Table 1 uses 12
+        (33,261 params); the authors' FewSound target uses 10 (32,901).
+    hidden_sizes : tuple of int
+        Hidden layer widths.
+
+    Example
+    -------
+    >>> net = NeRF(encoding_length=4, hidden_sizes=(8, 8))
+    >>> net(torch.rand(16, 1)).shape
+    torch.Size([16, 1])
+    """
+
+    def __init__(self, encoding_length=12, hidden_sizes=(90, 90, 90, 90, 70)):
+        super().__init__()
+        self.encoding = PositionalEncoding(encoding_length)
+        self._build_mlp(self.encoding.output_dim, hidden_sizes)
+
+    def forward_params(self, t, params):
+        x = self.encoding(t)  # [Bt, T, 2L]
+        for i in range(self.n_layers):
+            x = linear(x, params[f"w{i}"], params[f"b{i}"])
+            if i < self.n_layers - 1:
+                x = torch.relu(x)
+        return x
+
+
+class RFF(_MLPINR):
+    """Random Fourier features followed by a ReLU MLP (Tancik et al., 2020).
+
+    Arguments
+    ---------
+    num_features : int
+        Width 2m of the feature vector.
+    sigma : float
+        Std of the random frequencies (cycles per unit of t; t spans 2 units
+        per clip). Table 1's value is not published: chosen, see README.
+    hidden_sizes : tuple of int
+        Hidden layer widths.
+    seed : int
+        Seed of the random frequency draw.
+
+    Example
+    -------
+    >>> net = RFF(num_features=8, hidden_sizes=(8,))
+    >>> net(torch.rand(2, 16, 1)).shape
+    torch.Size([2, 16, 1])
+    """
+
+    def __init__(self, num_features=90, sigma=500.0, hidden_sizes=(90, 90, 90, 90, 70), seed=0):
+        super().__init__()
+        self.encoding = RandomFourierFeatures(num_features, sigma, seed)
+        self._build_mlp(self.encoding.output_dim, hidden_sizes)
+
+    forward_params = NeRF.forward_params
+
+
+class SIREN(_MLPINR):
+    """MLP with sine activations, ``sin(ω·(W x) + b)`` (Sitzmann et al., 2020).
+
+    Each layer scales its input by ω (ω_first for the first layer, ω_hidden
+    after), so the bias is unscaled; the last (linear) layer's input is scaled
+    by ω_hidden too, as in the authors' code. Hidden weights are initialised
+    U(±√(6/n)/ω_hidden) as in SIREN (the authors' code divides by ω_first, a
+    quirk we do not follow).
+
+    Arguments
+    ---------
+    first_omega : float
+        ω of the first layer.
+    hidden_omega : float
+        ω of the other layers.
+    hidden_sizes : tuple of int
+        Hidden layer widths.
+
+    Example
+    -------
+    >>> net = SIREN(hidden_sizes=(8, 8))
+    >>> net(torch.rand(16, 1)).shape
+    torch.Size([16, 1])
+    """
+
+    def __init__(self, first_omega=2000.0, hidden_omega=30.0, hidden_sizes=(90, 90, 90, 90, 70)):
+        super().__init__()
+        self.first_omega = first_omega
+        self.hidden_omega = hidden_omega
+        self._build_mlp(1, hidden_sizes)
+        self._sine_init()
+
+    @torch.no_grad()
+    def _sine_init(self):
+        for i in range(self.n_layers):
+            weight = getattr(self, f"w{i}")
+            fan_in = weight.shape[1]
+            bound = 1 / fan_in if i == 0 else math.sqrt(6 / fan_in) / self.hidden_omega
+            torch.nn.init.uniform_(weight, -bound, bound)
+
+    def forward_params(self, t, params):
+        x = t
+        for i in range(self.n_layers):
+            omega = self.first_omega if i == 0 else self.hidden_omega
+            x = linear(omega * x, params[f"w{i}"], params[f"b{i}"])
+            if i < self.n_layers - 1:
+                x = torch.sin(x)
+        return x
+
+
+class FINER(_MLPINR):
+    """MLP with variable-periodic activations ``sin(ω(|z| + 1) z)`` (Liu et al., 2024).
+
+    Follows the paper: the scale (|z| + 1), computed without gradient as in
+    FINER, multiplies the pre-activation z = W x + b (the authors' code scales
+    the layer *input* instead, a quirk we do not follow).
+
+    Arguments
+    ---------
+    first_omega : float
+        ω of the first layer.
+    hidden_omega : float
+        ω of the other layers.
+    first_bias_scale : float
+        k: the first layer's bias is drawn from U(-k, k).
+    hidden_sizes : tuple of int
+        Hidden layer widths.
+
+    Example
+    -------
+    >>> net = FINER(hidden_sizes=(8, 8))
+    >>> net(torch.rand(16, 1)).shape
+    torch.Size([16, 1])
+    """
+
+    def __init__(
+        self, first_omega=2000.0, hidden_omega=30.0, first_bias_scale=1.0,
+        hidden_sizes=(90, 90, 90, 90, 70),
+    ):
+        super().__init__()
+        self.first_omega = first_omega
+        self.hidden_omega = hidden_omega
+        self._build_mlp(1, hidden_sizes)
+        with torch.no_grad():
+            for i in range(self.n_layers):
+                weight = getattr(self, f"w{i}")
+                fan_in = weight.shape[1]
+                bound = 1 / fan_in if i == 0 else math.sqrt(6 / fan_in) / hidden_omega
+                torch.nn.init.uniform_(weight, -bound, bound)
+            torch.nn.init.uniform_(self.b0, -first_bias_scale, first_bias_scale)
+
+    def forward_params(self, t, params):
+        x = t
+        for i in range(self.n_layers):
+            z = linear(x, params[f"w{i}"], params[f"b{i}"])
+            if i < self.n_layers - 1:
+                omega = self.first_omega if i == 0 else self.hidden_omega
+                x = torch.sin(omega * (z.detach().abs() + 1) * z)
+            else:
+                x = z
+        return x
+
+
+class WIRE(_MLPINR):
+    """MLP with complex Gabor wavelet activations ``exp(iωz − |s z|²)`` (Saragadam et al., 2023).
+
+    A real first layer, then complex layers; the output is the real part.
+
+    Arguments
+    ---------
+    first_omega : float
+        ω of the first activation.
+    hidden_omega : float
+        ω of the later activations.
+    scale : float
+        Gaussian width s of every activation.
+    hidden_sizes : tuple of int
+        Hidden layer widths.
+
+    Example
+    -------
+    >>> net = WIRE(hidden_sizes=(8, 8))
+    >>> net(torch.rand(16, 1)).shape
+    torch.Size([16, 1])
+    >>> sum(p.numel() for p in net.parameters()), net.num_params  # complex counts once
+    (105, 194)
+    """
+
+    def __init__(self, first_omega=2000.0, hidden_omega=30.0, scale=10.0, hidden_sizes=(90, 90, 90, 90, 70)):
+        super().__init__()
+        self.first_omega = first_omega
+        self.hidden_omega = hidden_omega
+        self.scale = scale
+        n_layers = len(hidden_sizes) + 1
+        self._complex_blocks = tuple(n for i in range(1, n_layers) for n in (f"w{i}", f"b{i}"))
+        self._build_mlp(1, hidden_sizes, complex_from=1)
+
+    def _gabor(self, z, omega):
+        return torch.exp(1j * omega * z - (self.scale * z).abs().square())
+
+    def forward_params(self, t, params):
+        x = self._gabor(linear(t, params["w0"], params["b0"]), self.first_omega)
+        for i in range(1, self.n_layers):
+            x = linear(x, params[f"w{i}"], params[f"b{i}"])
+            if i < self.n_layers - 1:
+                x = self._gabor(x, self.hidden_omega)
+        return x.real
+
+
+class KAN(FunctionalINR):
+    """Positional encoding followed by KAN layers (the paper's headline INR).
+
+    Each layer is φ(x) = w_b·SiLU(x) + w_s·spline(x) (see
+    :mod:`fewsound_sb.nnet.kan`); the output layer is a KAN layer too. Every
+    ablation knob of the paper is a constructor argument.
+
+    Arguments
+    ---------
+    encoding_length : int
+        PE frequencies L (input width 2L).
+    hidden_sizes : tuple of int
+        KAN layer widths.
+    grid_size : int
+        Grid intervals G.
+    spline_order : int
+        B-spline order k.
+    grid_range : tuple of float
+        Range of the uniform grid.
+    enable_scale_spline : bool
+        Keep the separate per-edge spline scaler (paper Table 17).
+    scale_noise, scale_base, scale_spline : float
+        Initialisation scales (efficient-kan's).
+
+    Example
+    -------
+    >>> net = KAN(encoding_length=2, hidden_sizes=(4,), grid_size=3)
+    >>> net(torch.rand(16, 1)).shape
+    torch.Size([16, 1])
+    >>> net.num_params  # (4*4 + 4*1) * (3 + 2 + 1 + 1)
+    140
+    """
+
+    def __init__(
+        self,
+        encoding_length=10,
+        hidden_sizes=(48, 24, 12),
+        grid_size=10,
+        spline_order=2,
+        grid_range=(-1.0, 1.0),
+        enable_scale_spline=True,
+        scale_noise=0.1,
+        scale_base=1.0,
+        scale_spline=1.0,
+    ):
+        super().__init__()
+        self.encoding = PositionalEncoding(encoding_length)
+        self.grid_size = grid_size
+        self.spline_order = spline_order
+        self.grid_range = tuple(grid_range)
+        self.enable_scale_spline = enable_scale_spline
+        self.sizes = (self.encoding.output_dim, *hidden_sizes, 1)
+        self.n_layers = len(self.sizes) - 1
+        n_coef = grid_size + spline_order
+        spec = []
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes, self.sizes[1:])):
+            spec.append(ParamSpec(f"base_weight{i}", (fan_out, fan_in), "base", fan_in))
+            spec.append(ParamSpec(f"spline_weight{i}", (fan_out, fan_in, n_coef), "spline", fan_in))
+            if enable_scale_spline:
+                spec.append(ParamSpec(f"spline_scaler{i}", (fan_out, fan_in), "scaler", fan_in))
+        self._register_spec(spec)
+        for i in range(self.n_layers):
+            init_kan_weights(
+                getattr(self, f"base_weight{i}"), getattr(self, f"spline_weight{i}"),
+                getattr(self, f"spline_scaler{i}", None), grid_size, spline_order,
+                self.grid_range, scale_noise, scale_base, scale_spline,
+            )
+
+    def forward_params(self, t, params):
+        x = self.encoding(t)  # [Bt, T, 2L]
+        for i in range(self.n_layers):
+            weight = combine_weights(
+                params[f"base_weight{i}"], params[f"spline_weight{i}"],
+                params.get(f"spline_scaler{i}"),
+            )  # [B, out, in, 1+G+k]
+            x = kan_layer(x, weight, self.grid_size, self.spline_order, self.grid_range)
+        return x
+
+
+INR_REGISTRY = {
+    "kan": KAN,
+    "nerf": NeRF,
+    "siren": SIREN,
+    "rff": RFF,
+    "wire": WIRE,
+    "finer": FINER,
+}
+
+
+def build_inr(name, **overrides):
+    """Build a target network by name with the paper's Table 1 defaults.
+
+    Arguments
+    ---------
+    name : str
+        One of kan, nerf, siren, rff, wire, finer (case-insensitive).
+    **overrides
+        Constructor arguments that replace the defaults.
+
+    Example
+    -------
+    >>> sum(p.numel() for p in build_inr("kan").parameters())
+    33768
+    >>> build_inr("kan", grid_size=5).num_params
+    21708
+    """
+    key = str(name).lower()
+    if key not in INR_REGISTRY:
+        raise ValueError(
+            f"unknown target network '{name}': choose one of {', '.join(sorted(INR_REGISTRY))}"
+        )
+    return INR_REGISTRY[key](**overrides)

@@ -1,0 +1,38 @@
+"""fewsound-sb: sound as the weights of a small neural network, for SpeechBrain."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="fewsound_sb",
+    version="0.1.0",
+    description=(
+        "Implicit neural representations of audio (KAN, NeRF, SIREN, RFF, WIRE, FINER), "
+        "single-clip fitting and FewSound/HyperSound hypernetworks as a SpeechBrain toolkit"
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["fewsound_sb", "fewsound_sb.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "speechbrain>=1.0",
+        "torch>=2.4",
+        "torchaudio>=2.4",
+        "hyperpyyaml",
+        "sentencepiece",
+        "peft",
+        "transformers",
+        "pesq",
+        "pystoi",
+        "auraloss",
+        "soundfile",
+        "numpy",
+        "matplotlib",
+        "tqdm",
+    ],
+    extras_require={
+        "cdpam": ["cdpam", "resampy", "librosa"],
+        "dev": ["pytest", "pytest-timeout"],
+        "bench": ["flashkan", "inkan"],
+    },
+    entry_points={"console_scripts": ["fewsound-fit=fewsound_sb.fit:main"]},
+)

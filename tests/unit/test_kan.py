@@ -1,0 +1,99 @@
+"""Tests of the closed-form B-spline basis and the KAN layer."""
+
+import pytest
+import torch
+
+from fewsound_sb.nnet.kan import (
+    KANLayer,
+    bspline_basis,
+    combine_weights,
+    kan_features,
+    kan_layer,
+    uniform_knots,
+)
+
+
+def cox_de_boor(x, knots, order):
+    """Straightforward reference: Cox–de Boor over the whole extended knot vector."""
+    x = x.unsqueeze(-1).double()
+    knots = knots.double()
+    bases = ((x >= knots[:-1]) & (x < knots[1:])).double()
+    for k in range(1, order + 1):
+        left = (x - knots[: -(k + 1)]) / (knots[k:-1] - knots[: -(k + 1)]) * bases[..., :-1]
+        right = (knots[k + 1:] - x) / (knots[k + 1:] - knots[1:(-k)]) * bases[..., 1:]
+        bases = left + right
+    return bases
+
+
+@pytest.mark.parametrize("order", [0, 1, 2, 3, 4, 5])
+@pytest.mark.parametrize("grid_size", [1, 5, 10])
+def test_closed_form_equals_cox_de_boor(order, grid_size):
+    torch.manual_seed(0)
+    grid_range = (-1.0, 1.0)
+    # Inputs inside, at the edges of, and beyond the extended grid.
+    x = torch.cat([torch.rand(500, 3) * 4 - 2, torch.linspace(-1.5, 1.5, 30).unsqueeze(-1).expand(-1, 3)])
+    ours = bspline_basis(x, grid_size, order, grid_range).double()
+    ref = cox_de_boor(x, uniform_knots(grid_size, order, grid_range), order)
+    assert ours.shape == ref.shape == (530, 3, grid_size + order)
+    assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_other_grid_range():
+    x = torch.rand(200, 2) * 6 - 3
+    ours = bspline_basis(x, 7, 3, (-2.0, 2.5)).double()
+    ref = cox_de_boor(x, uniform_knots(7, 3, (-2.0, 2.5)), 3)
+    assert torch.allclose(ours, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_hand_written_backward_matches_autograd(order):
+    torch.manual_seed(1)
+    x = (torch.rand(64, 3, dtype=torch.float64) * 3 - 1.5).requires_grad_()
+    torch.autograd.gradcheck(lambda v: kan_features(v, 4, order, (-1.0, 1.0)), (x,))
+
+
+def test_silu_slot_and_outside_grid():
+    x = torch.tensor([[5.0, -5.0, 0.3]])
+    feats = kan_features(x, 4, 2)
+    assert torch.allclose(feats[..., 0], torch.nn.functional.silu(x))
+    assert feats[0, 0, 1:].abs().sum() == 0 and feats[0, 1, 1:].abs().sum() == 0
+    assert torch.isclose(feats[0, 2, 1:].sum(), torch.tensor(1.0))
+
+
+def test_kan_layer_matches_explicit_formula():
+    torch.manual_seed(2)
+    x = torch.rand(2, 10, 3) * 2 - 1
+    bw, sw, ss = torch.randn(2, 4, 3), torch.randn(2, 4, 3, 7), torch.randn(2, 4, 3)
+    y = kan_layer(x, combine_weights(bw, sw, ss), grid_size=5, spline_order=2)
+    basis = bspline_basis(x, 5, 2)  # [2, 10, 3, 7]
+    expected = torch.einsum("bni,boi->bno", torch.nn.functional.silu(x), bw) + torch.einsum(
+        "bnic,boic->bno", basis, sw * ss.unsqueeze(-1)
+    )
+    assert torch.allclose(y, expected, atol=1e-5)
+    # Shared inputs (batch 1) against per-item weights.
+    y_shared = kan_layer(x[:1], combine_weights(bw, sw, ss), grid_size=5, spline_order=2)
+    assert torch.allclose(y_shared[1], kan_layer(x[:1], combine_weights(bw, sw, ss)[1:], 5, 2)[0], atol=1e-5)
+
+
+def test_kan_layer_bad_shapes():
+    w = torch.zeros(2, 4, 3, 8)
+    with pytest.raises(ValueError, match="expected inputs"):
+        kan_layer(torch.zeros(2, 5, 2), w, 5, 2)
+    with pytest.raises(ValueError, match="coefficients per edge"):
+        kan_layer(torch.zeros(2, 5, 3), w, 10, 2)
+
+
+def test_kan_layer_module_learns():
+    torch.manual_seed(3)
+    layer = KANLayer(1, 1, grid_size=8, spline_order=3)
+    x = torch.linspace(-1, 1, 200).unsqueeze(-1)
+    y = torch.sin(3 * x)
+    opt = torch.optim.Adam(layer.parameters(), 0.05)
+    first = None
+    for _ in range(200):
+        opt.zero_grad()
+        loss = (layer(x) - y).pow(2).mean()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < 0.01 * first
