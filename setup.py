@@ -25,6 +25,7 @@ setup(
         "pystoi",
         "auraloss",
         "soundfile",
+        "librosa",
         "numpy",
         "matplotlib",
         "tqdm",
