@@ -229,6 +229,15 @@ class _MLPINR(FunctionalINR):
             self._default_linear_init(i)
 
     @torch.no_grad()
+    def _sine_init(self, hidden_omega):
+        """SIREN's initialisation: first layer U(±1/n), others U(±√(6/n)/ω_hidden)."""
+        for i in range(self.n_layers):
+            weight = getattr(self, f"w{i}")
+            fan_in = weight.shape[1]
+            bound = 1 / fan_in if i == 0 else math.sqrt(6 / fan_in) / hidden_omega
+            torch.nn.init.uniform_(weight, -bound, bound)
+
+    @torch.no_grad()
     def _default_linear_init(self, i):
         """PyTorch's ``nn.Linear`` initialisation for layer i."""
         weight, bias = getattr(self, f"w{i}"), getattr(self, f"b{i}")
@@ -333,15 +342,7 @@ class SIREN(_MLPINR):
         self.first_omega = first_omega
         self.hidden_omega = hidden_omega
         self._build_mlp(1, hidden_sizes)
-        self._sine_init()
-
-    @torch.no_grad()
-    def _sine_init(self):
-        for i in range(self.n_layers):
-            weight = getattr(self, f"w{i}")
-            fan_in = weight.shape[1]
-            bound = 1 / fan_in if i == 0 else math.sqrt(6 / fan_in) / self.hidden_omega
-            torch.nn.init.uniform_(weight, -bound, bound)
+        self._sine_init(hidden_omega)
 
     def forward_params(self, t, params):
         x = t
@@ -386,12 +387,8 @@ class FINER(_MLPINR):
         self.first_omega = first_omega
         self.hidden_omega = hidden_omega
         self._build_mlp(1, hidden_sizes)
+        self._sine_init(hidden_omega)
         with torch.no_grad():
-            for i in range(self.n_layers):
-                weight = getattr(self, f"w{i}")
-                fan_in = weight.shape[1]
-                bound = 1 / fan_in if i == 0 else math.sqrt(6 / fan_in) / hidden_omega
-                torch.nn.init.uniform_(weight, -bound, bound)
             torch.nn.init.uniform_(self.b0, -first_bias_scale, first_bias_scale)
 
     def forward_params(self, t, params):
