@@ -1,0 +1,401 @@
+"""SpeechBrain Brains for hypernetwork training (FewSound and HyperSound).
+
+:class:`FewSoundBrain` trains a sound encoder ``E`` and a hypernetwork head
+(``fewsound_sb.nnet.hyper.FewSoundHead`` or ``HyperSoundHead``: the head decides
+which method it is) so that the weights it produces make the target INR
+reproduce the input clip. It only holds SpeechBrain hooks; every object and
+number comes from the YAML (``hparams/fewsound_kan.yaml`` and siblings).
+
+Also here, for the recipes: :func:`check_overrides` (command-line overrides
+that name no YAML key fail with close matches before anything is built) and
+:class:`CompleteCheckpointer` (ignores checkpoints cut short by a kill).
+
+Example
+-------
+See ``recipes/VCTK/train.py`` and ``tests/unit/test_brains.py``.
+"""
+
+import csv
+import difflib
+import math
+import os
+import re
+import zipfile
+
+import speechbrain as sb
+import torch
+from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.distributed import if_main_process
+from speechbrain.utils.logger import get_logger
+
+from fewsound_sb.dataio import write_audio
+from fewsound_sb.metrics import compute_metrics, format_table, summarize
+from fewsound_sb.nnet.hyper import count_parameters
+from fewsound_sb.nnet.inr import time_grid
+
+logger = get_logger(__name__)
+
+_TOP_LEVEL_KEY = re.compile(r"^([A-Za-z_][\w.]*)\s*:", re.MULTILINE)
+
+
+def yaml_top_level_keys(yaml_text):
+    """Top-level keys of a (Hyper)YAML text, in order, without building anything.
+
+    Arguments
+    ---------
+    yaml_text : str
+        The YAML document.
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> yaml_top_level_keys("seed: 1\\nmodel: !new:torch.nn.Linear\\n    in_features: 2\\n")
+    ['seed', 'model']
+    """
+    return _TOP_LEVEL_KEY.findall(yaml_text)
+
+
+# Run options SpeechBrain 1.1 no longer parses but that its docs and older
+# recipes pass: ``--distributed_launch`` (DDP is now inferred from torchrun's
+# RANK / LOCAL_RANK variables). They would otherwise reach the YAML overrides.
+IMPLIED_RUN_OPTIONS = ("distributed_launch",)
+
+
+def check_overrides(hparams_file, overrides):
+    """Checks command-line overrides against the YAML before anything is built.
+
+    HyperPyYAML rejects unknown overrides too, but only while it builds the
+    objects and with the whole key list; this names the file, the bad keys
+    and their closest matches. ``--distributed_launch`` is accepted and
+    dropped (SpeechBrain 1.1 infers DDP from torchrun's environment).
+
+    Arguments
+    ---------
+    hparams_file : str
+        Path of the YAML file.
+    overrides : str or dict
+        As returned by ``speechbrain.parse_arguments`` (YAML text) or a dict.
+
+    Returns
+    -------
+    str or dict
+        The overrides to pass to ``load_hyperpyyaml``.
+
+    Raises
+    ------
+    ValueError
+        Listing each unknown key with up to three close matches.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = tempfile.mktemp(suffix=".yaml")
+    >>> _ = open(path, "w").write("batch_size: 16\\nlr: 0.1\\n")
+    >>> check_overrides(path, "distributed_launch:\\nbatch_size: 8")
+    'batch_size: 8'
+    >>> try:
+    ...     check_overrides(path, "batch_sise: 8")
+    ... except ValueError as err:
+    ...     print(str(err).splitlines()[1])
+    --batch_sise (did you mean: batch_size?)
+    """
+    with open(hparams_file, encoding="utf-8") as fin:
+        known = yaml_top_level_keys(fin.read())
+    if isinstance(overrides, dict):
+        overrides = {k: v for k, v in overrides.items() if k not in IMPLIED_RUN_OPTIONS}
+        given = list(overrides)
+    else:
+        lines = (overrides or "").splitlines()
+        overrides = "\n".join(
+            line for line in lines
+            if not any(line.startswith(f"{name}:") for name in IMPLIED_RUN_OPTIONS)
+        )
+        given = yaml_top_level_keys(overrides)
+    unknown = [key for key in given if key not in known]
+    if not unknown:
+        return overrides
+    lines = [f"Unknown option(s) for '{hparams_file}' (not a key of that YAML):"]
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+        hint = f" (did you mean: {', '.join(close)}?)" if close else ""
+        lines.append(f"--{key}{hint}")
+    lines.append(
+        "Every top-level YAML key can be overridden; SpeechBrain's run options "
+        "(--device, --precision, --max_grad_norm, ...) are also accepted."
+    )
+    raise ValueError("\n".join(lines))
+
+
+def _is_complete(ckpt, names):
+    """A checkpoint holds a file per recoverable and its torch zips are whole."""
+    for name in names:
+        path = ckpt.path / f"{name}.ckpt"
+        if not path.is_file():
+            return False
+        with open(path, "rb") as fin:
+            is_zip = fin.read(2) == b"PK"
+        if is_zip and not zipfile.is_zipfile(path):
+            return False
+    return True
+
+
+class CompleteCheckpointer(Checkpointer):
+    """A ``Checkpointer`` that ignores checkpoints cut short by a kill.
+
+    SpeechBrain writes ``CKPT.yaml`` before the parameter files, so a run
+    killed (e.g. SIGKILL) while saving leaves a checkpoint that looks valid but
+    misses files or holds a truncated torch file, and the rerun would fail to
+    load it. This class lists only complete checkpoints (one file per
+    registered recoverable; torch zip files readable to their end). Incomplete
+    ones are left on disk with a warning.
+
+    Arguments are those of ``speechbrain.utils.checkpoints.Checkpointer``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> layer = torch.nn.Linear(2, 2)
+    >>> ckpt = CompleteCheckpointer(tempfile.mkdtemp(), {"layer": layer})
+    >>> _ = ckpt.save_checkpoint(verbosity=0)
+    >>> len(ckpt.list_checkpoints())
+    1
+    >>> (ckpt.list_checkpoints()[0].path / "layer.ckpt").write_bytes(b"PK")
+    2
+    >>> len(ckpt.list_checkpoints())
+    0
+    """
+
+    def list_checkpoints(self):
+        """Complete checkpoints of the checkpoints directory."""
+        checkpoints = super().list_checkpoints()
+        names = list(self.recoverables)
+        complete = [c for c in checkpoints if _is_complete(c, names)]
+        for ckpt in checkpoints:
+            if ckpt not in complete:
+                logger.warning(
+                    "Ignoring incomplete checkpoint %s (interrupted while saving?)",
+                    ckpt.path,
+                )
+        return complete
+
+
+def _unwrap(module):
+    """The module inside a DDP / DataParallel wrapper (or itself)."""
+    return getattr(module, "module", module)
+
+
+class FewSoundBrain(sb.Brain):
+    """Trains E and a hypernetwork head: clip -> INR weights -> clip.
+
+    ``compute_forward``: ``e_s = E(x)``, ``w = head(e_s)`` ``[B, P]``,
+    ``x_hat = target.forward_flat(t, w)`` on the clip's time grid. The head
+    decides the method: ``FewSoundHead`` (``theta + f * delta``) or
+    ``HyperSoundHead`` (``w = H(e_s)``).
+
+    Expected ``modules``: ``encoder``, ``head``. Expected ``hparams``:
+    ``target`` (the head's target), ``loss``, ``sample_rate``,
+    ``epoch_counter``, ``train_logger``, ``eval_folder``, ``eval_metrics``,
+    ``valid_every``, ``n_examples``, ``model_name``, optionally
+    ``lr_scheduler`` (a partial taking ``(optimizer, total_steps=...)``,
+    stepped after every optimizer step and checkpointed).
+
+    Validation computes the loss every epoch; the metric table (Markdown +
+    CSV under ``eval_folder``) and example reconstructions (wav + PNG) are
+    made every ``valid_every`` epochs, at the last epoch, and at test time.
+    """
+
+    # -------------------------------------------------------------- setup --
+    def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
+        """Makes the loader; for TRAIN also records its length (for the LR
+        schedule) and lets SpeechBrain call ``set_epoch`` on a custom sampler
+        (it only does so by itself for samplers it made or wrapped for DDP)."""
+        loader = super().make_dataloader(
+            dataset, stage, ckpt_prefix=ckpt_prefix, **loader_kwargs
+        )
+        if stage == sb.Stage.TRAIN:
+            self.train_batches_per_epoch = len(loader)
+            sampler = getattr(loader, "sampler", None)
+            if self.train_sampler is None and hasattr(sampler, "set_epoch"):
+                self.train_sampler = sampler
+        return loader
+
+    def init_optimizers(self):
+        """Optimizer from ``opt_class``, then the per-step LR schedule."""
+        super().init_optimizers()
+        self.scheduler = None
+        scheduler_factory = getattr(self.hparams, "lr_scheduler", None)
+        if self.opt_class is None or scheduler_factory is None:
+            return
+        batches = getattr(self, "train_batches_per_epoch", None)
+        if not batches:
+            raise ValueError(
+                "FewSoundBrain needs the training loader's length to plan the LR "
+                "schedule: pass a Dataset (not an iterable) as train_set to fit()."
+            )
+        steps_per_epoch = math.ceil(batches / self.grad_accumulation_factor)
+        total_steps = steps_per_epoch * self.hparams.epoch_counter.limit
+        self.scheduler = scheduler_factory(self.optimizer, total_steps=total_steps)
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("scheduler", self.scheduler)
+        logger.info(
+            "LR schedule %s: %d steps (%d per epoch), stepped per optimizer step",
+            type(self.scheduler).__name__,
+            total_steps,
+            steps_per_epoch,
+        )
+
+    def on_fit_start(self):
+        """Logs the parameter counts of E, G, H, theta and the target."""
+        super().on_fit_start()
+        encoder = _unwrap(self.modules.encoder)
+        head = _unwrap(self.modules.head)
+        target = self.hparams.target
+        counts = {"E (encoder)": count_parameters(encoder)}
+        if hasattr(head, "weight_encoder"):
+            counts["G (universal weight encoder)"] = count_parameters(head.weight_encoder)
+        counts["H (hypernetwork)"] = count_parameters(head.hypernet)
+        if hasattr(head, "theta"):
+            counts["theta (universal weights)"] = head.theta.numel()
+        counts["target INR P"] = int(target.num_params)
+        for name, count in counts.items():
+            logger.info("Parameters of %s: %s", name, f"{count:,}")
+        logger.info(
+            "Trainable parameters in total: %s",
+            f"{count_parameters(self.modules):,}",
+        )
+
+    # ------------------------------------------------------------ forward --
+    def compute_forward(self, batch, stage):
+        """Clip -> embedding -> INR weights -> reconstruction.
+
+        Returns
+        -------
+        x_hat : torch.Tensor
+            ``[B, T]`` reconstruction.
+        extras : dict
+            ``weights`` ``[B, P]`` (the clips' INR weights).
+        """
+        batch = batch.to(self.device)
+        wavs, _ = batch.sig  # [B, T] (fixed-length crops)
+        embedding = self.modules.encoder(wavs)  # [B, encoder_dim]
+        weights = self.modules.head(embedding)  # [B, P]
+        t = time_grid(wavs.shape[1], device=wavs.device, dtype=weights.dtype)  # [T, 1]
+        x_hat = self.hparams.target.forward_flat(t, weights)  # [B, T, 1]
+        return x_hat.squeeze(-1), {"weights": weights}
+
+    def compute_objectives(self, predictions, batch, stage):
+        """The paper's loss; metrics and examples at evaluation epochs."""
+        x_hat, _ = predictions
+        wavs, _ = batch.sig  # [B, T]
+        x_hat = x_hat.float()
+        loss = self.hparams.loss(wavs, x_hat)
+        if stage != sb.Stage.TRAIN and self.evaluating:
+            self.metric_rows.extend(
+                compute_metrics(
+                    wavs,
+                    x_hat,
+                    self.hparams.sample_rate,
+                    metrics=self.hparams.eval_metrics,
+                )
+            )
+            for i, item_id in enumerate(batch.id):
+                if len(self.examples) >= self.hparams.n_examples:
+                    break
+                self.examples.append((item_id, wavs[i].detach().cpu(), x_hat[i].detach().cpu()))
+        return loss
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Steps the LR schedule once per optimizer step (not per epoch)."""
+        scheduler = getattr(self, "scheduler", None)
+        if should_step and scheduler is not None:
+            # OneCycleLR raises past total_steps (e.g. a rerun with more epochs)
+            if scheduler.last_epoch < getattr(scheduler, "total_steps", math.inf):
+                scheduler.step()
+
+    # ------------------------------------------------------------- stages --
+    def on_stage_start(self, stage, epoch=None):
+        """Warm-up factor for this epoch; fresh metric and example stores."""
+        head = _unwrap(self.modules.head)
+        if stage != sb.Stage.TEST and epoch is not None and hasattr(head, "set_epoch"):
+            head.set_epoch(epoch - 1)  # SpeechBrain's epochs are 1-based
+        limit = self.hparams.epoch_counter.limit
+        self.evaluating = stage == sb.Stage.TEST or (
+            stage == sb.Stage.VALID
+            and epoch is not None
+            and (epoch % self.hparams.valid_every == 0 or epoch >= limit)
+        )
+        self.metric_rows = []
+        self.examples = []
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs, checkpoints, writes the metric table and the examples."""
+        stats = {"loss": stage_loss}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        if self.evaluating:
+            summary = summarize(self.metric_rows)
+            stats.update({name: mean for name, (mean, _) in summary.items()})
+            label = epoch if epoch is not None else self.hparams.epoch_counter.current
+            if if_main_process():
+                self._write_evaluation(stage, label, summary)
+        if stage == sb.Stage.VALID:
+            lr = self.optimizer.param_groups[0]["lr"] if self.opt_class else 0.0
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": lr, "steps": self.optimizer_step},
+                train_stats=getattr(self, "train_stats", None),
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(
+                meta={"loss": stage_loss, "epoch": epoch}, min_keys=["loss"]
+            )
+        elif stage == sb.Stage.TEST:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch loaded": self.hparams.epoch_counter.current},
+                test_stats=stats,
+            )
+
+    # ------------------------------------------------------------ writing --
+    def _write_evaluation(self, stage, epoch, summary):
+        """``<eval_folder>/<stage>_epoch<N>.md|.csv`` and the examples folder."""
+        name = f"{stage.name.lower()}_epoch{epoch}"
+        folder = self.hparams.eval_folder
+        os.makedirs(folder, exist_ok=True)
+        md_path = os.path.join(folder, f"{name}.md")
+        title = f"{self.hparams.model_name}, {stage.name.lower()} epoch {epoch}"
+        with open(md_path, "w", encoding="utf-8") as fout:
+            fout.write(f"# {title} ({len(self.metric_rows)} clips, mean ± std)\n\n")
+            fout.write(format_table(summary, title=self.hparams.model_name) + "\n")
+        with open(os.path.join(folder, f"{name}.csv"), "w", newline="", encoding="utf-8") as fout:
+            writer = csv.writer(fout)
+            writer.writerow(["model", "stage", "epoch", "metric", "mean", "std", "n_clips"])
+            for metric, (mean, std) in summary.items():
+                writer.writerow(
+                    [self.hparams.model_name, stage.name.lower(), epoch, metric,
+                     mean, std, len(self.metric_rows)]
+                )
+        example_folder = os.path.join(folder, name)
+        self._write_examples(example_folder)
+        logger.info("Metric table: %s; examples: %s", md_path, example_folder)
+
+    def _write_examples(self, folder):
+        """``<id>_ref.wav``, ``<id>_rec.wav`` and ``<id>.png`` per example."""
+        if not self.examples:
+            return
+        try:
+            from fewsound_sb.plotting import plot_reconstruction
+        except ImportError as err:  # optional: matplotlib missing
+            plot_reconstruction = None
+            logger.warning("No reconstruction plots (%s)", err)
+        sample_rate = self.hparams.sample_rate
+        for item_id, reference, estimate in self.examples:
+            base = os.path.join(folder, str(item_id))
+            write_audio(f"{base}_ref.wav", reference, sample_rate)
+            write_audio(f"{base}_rec.wav", estimate.clamp(-1.0, 1.0), sample_rate)
+            if plot_reconstruction is not None:
+                plot_reconstruction(
+                    reference, estimate, sample_rate, f"{base}.png", title=str(item_id)
+                )

@@ -1,0 +1,124 @@
+"""End-to-end runs of recipes/VCTK/train.py on tests/samples/VCTK-mini.
+
+Tiny sizes through command-line overrides only (the YAML is the paper's), so
+each run takes seconds on a CPU.
+"""
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN = os.path.join(ROOT, "recipes", "VCTK", "train.py")
+DATA = os.path.join(ROOT, "tests", "samples", "VCTK-mini")
+
+# Every size of the model is a top-level YAML key, so a tiny model is an override.
+TINY = [
+    "--crop_length", "2048",
+    "--enc_channels", "2", "--enc_output_channels", "2",
+    "--enc_channel_mults", "[2,4]", "--enc_strides", "[4,8]",
+    "--kan_encoding_length", "2", "--kan_hidden", "[4]", "--kan_grid_size", "3",
+    "--hypernet_hidden", "[16]",
+    "--samples_per_epoch", "16", "--batch_size", "4", "--num_workers", "0",
+    "--n_valid", "4", "--n_test", "4", "--n_examples", "2",
+    "--eval_metrics", "[mse,si_snr,lsd]", "--lr", "0.001",
+    "--ckpt_interval_minutes", "0", "--noprogressbar", "--device", "cpu",
+]
+FEWSOUND_TINY = ["--g_output_dim", "8", "--g_kernel_size", "5", "--warmup_epochs", "0"]
+
+
+def run_recipe(hparams, output_folder, *extra, timeout=300):
+    """Runs train.py in a subprocess; returns the CompletedProcess."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, TRAIN, os.path.join(ROOT, "hparams", hparams),
+           "--data_folder", DATA, "--output_folder", str(output_folder), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
+
+
+def train_log_rows(output_folder):
+    """Parsed lines of train_log.txt: one dict per epoch (and the test line)."""
+    rows = []
+    with open(os.path.join(output_folder, "train_log.txt"), encoding="utf-8") as fin:
+        for line in fin:
+            items = [item for part in line.strip().split(" - ") for item in part.split(", ")]
+            rows.append(dict(item.split(": ", 1) for item in items))
+    return rows
+
+
+def test_fewsound_kan_recipe_trains_and_writes_outputs(tmp_path):
+    out = tmp_path / "run"
+    result = run_recipe("fewsound_kan.yaml", out, *TINY, *FEWSOUND_TINY,
+                        "--number_of_epochs", "4", "--valid_every", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    rows = [r for r in train_log_rows(out) if "epoch" in r]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    first, last = float(rows[0]["train loss"]), float(rows[-1]["train loss"])
+    assert last < first, f"train loss did not fall: {first} -> {last}"
+    assert int(rows[-1]["steps"]) == 4 * 4  # 16 samples / batch 4, per epoch
+
+    ckpts = [d for d in os.listdir(out / "save") if d.startswith("CKPT")]
+    assert ckpts, "no checkpoint"
+    assert {"scheduler.ckpt", "head.ckpt", "encoder.ckpt", "counter.ckpt"} <= set(
+        os.listdir(out / "save" / ckpts[0]))
+    for name in ("valid_epoch2", "valid_epoch4", "test_epoch4"):
+        assert (out / "eval" / f"{name}.md").is_file(), name
+        with open(out / "eval" / f"{name}.csv", encoding="utf-8") as fin:
+            metrics = {row["metric"] for row in csv.DictReader(fin)}
+        assert metrics == {"mse", "si_snr", "lsd"}
+        files = sorted(os.listdir(out / "eval" / name))
+        assert len([f for f in files if f.endswith("_rec.wav")]) == 2
+        assert len([f for f in files if f.endswith("_ref.wav")]) == 2
+        assert len([f for f in files if f.endswith(".png")]) == 2
+    table = (out / "eval" / "test_epoch4.md").read_text(encoding="utf-8")
+    assert "FewSound-KAN" in table and "±" in table
+    assert "Parameters of H (hypernetwork)" in result.stderr + result.stdout
+
+
+@pytest.mark.slow
+def test_hypersound_kan_recipe_runs(tmp_path):
+    result = run_recipe("hypersound_kan.yaml", tmp_path / "hs", *TINY, "--number_of_epochs", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "hs" / "eval" / "test_epoch1.md").is_file()
+
+
+def test_unknown_override_fails_before_training(tmp_path):
+    out = tmp_path / "run"
+    result = run_recipe("fewsound_kan.yaml", out, "--batch_sise", "4", "--number_of_epochs", "1")
+    assert result.returncode != 0
+    assert "--batch_sise (did you mean: batch_size?)" in result.stderr
+    assert not out.exists(), "nothing may be written before the error"
+
+
+def test_missing_data_folder_fails_clearly(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    cmd = [sys.executable, TRAIN, os.path.join(ROOT, "hparams", "fewsound_kan.yaml"),
+           "--data_folder", str(tmp_path / "no_such_vctk"),
+           "--output_folder", str(tmp_path / "run"), *TINY, *FEWSOUND_TINY]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert result.returncode != 0
+    assert "FileNotFoundError: VCTK data folder not found" in result.stderr
+    assert not (tmp_path / "run" / "train_log.txt").exists()
+
+
+def test_too_few_speakers_fails_clearly(tmp_path):
+    result = run_recipe("fewsound_kan.yaml", tmp_path / "run", *TINY, *FEWSOUND_TINY,
+                        "--valid_speakers", "14")
+    assert result.returncode != 0
+    assert "needs at least 15" in result.stderr
+
+
+def test_bad_target_class_fails_clearly(tmp_path):
+    with open(os.path.join(ROOT, "hparams", "fewsound_kan.yaml"), encoding="utf-8") as fin:
+        text = fin.read().replace("inr.KAN\n", "inr.KANN\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    cmd = [sys.executable, TRAIN, str(bad), "--data_folder", DATA,
+           "--output_folder", str(tmp_path / "run"), *TINY, *FEWSOUND_TINY]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert result.returncode != 0
+    assert "There is no such class as fewsound_sb.nnet.inr.KANN" in result.stderr
