@@ -33,7 +33,7 @@ setup(
     extras_require={
         "cdpam": ["cdpam", "resampy", "librosa"],
         "dev": ["pytest", "pytest-timeout"],
-        "bench": ["flashkan", "inkan"],
+        "bench": ["flashkan", "inkan", "pykan", "pandas"],
     },
     entry_points={"console_scripts": ["fewsound-fit=fewsound_sb.fit:main"]},
 )

@@ -425,7 +425,7 @@ class WIRE(_MLPINR):
     >>> net(torch.rand(16, 1)).shape
     torch.Size([16, 1])
     >>> sum(p.numel() for p in net.parameters()), net.num_params  # complex counts once
-    (105, 194)
+    (97, 178)
     """
 
     def __init__(self, first_omega=2000.0, hidden_omega=30.0, scale=10.0, hidden_sizes=(90, 90, 90, 90, 70)):

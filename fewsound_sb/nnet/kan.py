@@ -18,9 +18,22 @@ feature tensor ``[..., in, 1 + G + k]`` so that the whole layer is a single
 matrix product with the combined weight ``[out, in, 1 + G + k]``. The backward
 pass is written by hand: it saves only the layer input and recomputes the k + 1
 local derivatives, instead of keeping autograd's intermediates.
+
+:func:`kan_layer` fuses the features and the matrix product into one autograd
+function (``_KANLayer``) for orders k >= 2, with a layout that needs no mask:
+inputs are clamped to the extended grid (every basis and its derivative vanish
+at its ends for k >= 2), and each input's feature row has ``G + k + 3`` slots
+(zero-weight slot, the bases, zero-weight slot, SiLU) so that the pieces of
+bases outside ``[0, G + k)`` are clamped into a zero-weight slot. SiLU and the
+k + 1 pieces are written with one scatter and read back in the backward with
+one gather. On CPU the large buffers of a layer (features, their gradient, slot
+indices) come from a small free list instead of fresh allocations: first-touch
+page faults cost more than the work itself there (``clear_kan_workspace``
+empties it). See ``bench/README.md`` for the measurements.
 """
 
 import math
+import threading
 
 import torch
 
@@ -217,6 +230,248 @@ def combine_weights(base_weight, spline_weight, spline_scaler=None):
     return torch.cat([base_weight.unsqueeze(-1), spline_weight], dim=-1)
 
 
+# ---------------------------------------------------------------------------
+# Fused layer (features + GEMM) for orders k >= 2
+# ---------------------------------------------------------------------------
+_FAST_MIN_ORDER = 2
+
+
+class _Workspace:
+    """Free list of large CPU buffers reused across calls (features, their gradient).
+
+    Fresh multi-megabyte CPU tensors are page-faulted in on first touch, which
+    costs several times the arithmetic done on them; reusing released buffers
+    avoids that. Buffers are matched by element count, dtype, device and
+    inference mode; at most ``max_buffers`` are kept (oldest dropped). CUDA
+    tensors bypass it (PyTorch's caching allocator already does this).
+    """
+
+    def __init__(self, max_buffers=12):
+        self.max_buffers = max_buffers
+        self._free = []
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(numel, dtype, device):
+        return numel, dtype, device, torch.is_inference_mode_enabled()
+
+    def acquire(self, shape, like):
+        """An uninitialised tensor of ``shape`` with ``like``'s dtype and device."""
+        if like.device.type != "cpu":
+            return like.new_empty(shape)
+        key = self._key(math.prod(shape), like.dtype, like.device)
+        with self._lock:
+            for i, (k, buf) in enumerate(self._free):
+                if k == key:
+                    del self._free[i]
+                    return buf.view(shape)
+        return like.new_empty(shape)
+
+    def release(self, buf):
+        """Give ``buf`` back (the caller must not use it afterwards)."""
+        if buf is None or buf.device.type != "cpu" or buf.is_inference() != torch.is_inference_mode_enabled():
+            return
+        key = self._key(buf.numel(), buf.dtype, buf.device)
+        with self._lock:
+            self._free.append((key, buf.reshape(-1)))
+            while len(self._free) > self.max_buffers:
+                self._free.pop(0)
+
+    def clear(self):
+        """Drop every kept buffer."""
+        with self._lock:
+            self._free.clear()
+
+
+_WORKSPACE = _Workspace()
+
+
+def clear_kan_workspace():
+    """Free the CPU buffers :func:`kan_layer` keeps for reuse between calls.
+
+    Example
+    -------
+    >>> clear_kan_workspace()
+    """
+    _WORKSPACE.clear()
+
+
+def _cell_and_offset(u, grid_size, spline_order):
+    """Cell (float, integral) and local coordinate f in [0, 1] of the clamped knot position u."""
+    cell = u.floor().clamp_(max=grid_size + 2 * spline_order - 1)
+    return cell, u - cell
+
+
+def _knot_position(x, grid_size, spline_order, grid_range):
+    """Position in knot units from the first extended knot, clamped to the extended grid.
+
+    Inputs beyond the extended grid land on its ends (u = 0 or G + 2k), where
+    every basis and its first derivative are 0 for k >= 2.
+    """
+    k = spline_order
+    lo, hi = grid_range
+    h = (hi - lo) / grid_size
+    return torch.mul(x, 1.0 / h).add_(k - lo / h).clamp_(0.0, float(grid_size + 2 * k))
+
+
+def _slots(cell, grid_size, spline_order):
+    """Feature slots of the k + 1 pieces and of SiLU, slot-major: ``[k + 2, ..., in]`` int64.
+
+    The feature row of one input has ``G + k + 3`` slots: a zero-weight slot,
+    the ``G + k`` bases, a second zero-weight slot, then SiLU. Piece r of cell c
+    (basis ``j = c - k + r``) goes to slot ``1 + j`` clamped to
+    ``[0, G + k + 1]``, so the pieces of bases that do not exist (first and last
+    k cells) land in a zero-weight slot without any mask. The buffer comes from
+    the workspace (release it after use).
+    """
+    k, n_bases = spline_order, grid_size + spline_order
+    cell = cell.to(torch.int64)
+    slots = _WORKSPACE.acquire((k + 2, *cell.shape), cell)
+    offsets = torch.arange(1 - k, 2, device=cell.device).view(-1, *([1] * cell.dim()))
+    torch.add(cell.unsqueeze(0).expand(k + 1, *cell.shape), offsets, out=slots[: k + 1])
+    slots[: k + 1].clamp_(0, n_bases + 1)
+    slots[k + 1].fill_(n_bases + 2)
+    return slots
+
+
+def _last_dim(t):
+    """View a slot-major ``[S, ...]`` tensor as ``[..., S]`` (no copy)."""
+    return t.permute(*range(1, t.dim()), 0)
+
+
+def _piece_values(f, k):
+    """The k + 1 non-zero basis values of a cell, as a list of tensors shaped like f."""
+    if k == 2:
+        g = 1 - f
+        v0 = g.square().mul_(0.5)
+        v2 = f.square().mul_(0.5)
+        return [v0, 1 - v0 - v2, v2]
+    if k == 3:
+        g = 1 - f
+        f2 = f.square()
+        v0 = g.square().mul_(g).div_(6)
+        v3 = f2 * f
+        v1 = v3.mul(0.5).sub_(f2).add_(2.0 / 3.0)
+        v3.div_(6)
+        return [v0, v1, 1 - v0 - v1 - v3, v3]
+    return list(_cardinal_pieces(f, k)[0].unbind(-1))
+
+
+def _piece_derivatives(f, k):
+    """d/du of the k + 1 pieces (knot units), as a list of tensors shaped like f."""
+    if k == 2:
+        return [f - 1, 1 - 2 * f, f]
+    if k == 3:
+        g = 1 - f
+        f2 = f.square()
+        d0 = g.square().mul_(-0.5)
+        d3 = f2 * 0.5
+        d1 = f2.mul(1.5).sub_(2 * f)
+        return [d0, d1, -(d0 + d1 + d3), d3]
+    return list(_cardinal_pieces(f, k)[1].unbind(-1))
+
+
+def _write_features(feats, x, u, grid_size, spline_order):
+    """Fill ``feats`` ``[..., in, G + k + 3]`` (layout: :func:`_slots`) with one scatter."""
+    cell, f = _cell_and_offset(u, grid_size, spline_order)
+    slots = _slots(cell, grid_size, spline_order)
+    values = _WORKSPACE.acquire(slots.shape, x)
+    torch.stack(_piece_values(f, spline_order) + [torch.nn.functional.silu(x)], 0, out=values)
+    feats.zero_()
+    feats.scatter_(-1, _last_dim(slots), _last_dim(values))
+    _WORKSPACE.release(values)
+    _WORKSPACE.release(slots)
+    return feats
+
+
+def _pad_weight(weight, grid_size, spline_order):
+    """``[B, out, in, 1 + G + k]`` → ``[B, out, in, G + k + 3]`` in the fused layout."""
+    n_bases = grid_size + spline_order
+    wz = weight.new_zeros(*weight.shape[:-1], n_bases + 3)
+    wz[..., 1: n_bases + 1] = weight[..., 1:]
+    wz[..., n_bases + 2] = weight[..., 0]
+    return wz
+
+
+class _KANLayer(torch.autograd.Function):
+    """Features and GEMM of :func:`kan_layer` in one function, k >= 2.
+
+    Saves the input, its clamped knot position and the feature tensor; the
+    backward produces the weight gradient with one GEMM and the input gradient
+    with one GEMM plus one gather of the k + 2 slots each input uses.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, grid_size, spline_order, grid_range):
+        batch, out_features, in_features, width = weight.shape
+        bx, n_points = x.shape[0], x.shape[1]
+        padded = grid_size + spline_order + 3
+        n_feat = in_features * padded
+        wz = _pad_weight(weight, grid_size, spline_order).view(batch, out_features, n_feat)
+        u = _knot_position(x, grid_size, spline_order, grid_range)
+        feats = _WORKSPACE.acquire((bx, n_points, in_features, padded), x)
+        _write_features(feats, x, u, grid_size, spline_order)
+        flat = feats.view(bx, n_points, n_feat)
+        if bx == 1 and batch > 1:
+            # One GEMM for all weight sets: [N, F] @ [F, B*out].
+            y = torch.mm(flat[0], wz.view(batch * out_features, n_feat).t())
+            y = y.view(n_points, batch, out_features).transpose(0, 1)
+        else:
+            y = torch.bmm(flat, wz.transpose(1, 2))  # [B, N, out]
+        if not (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
+            _WORKSPACE.release(feats)
+            return y
+        ctx.config = (grid_size, spline_order, grid_range, width)
+        ctx.feats = feats
+        ctx.save_for_backward(x, wz, u)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, wz, u = ctx.saved_tensors
+        grid_size, spline_order, grid_range, width = ctx.config
+        batch, out_features, n_feat = wz.shape
+        bx, n_points, in_features = x.shape
+        n_bases = grid_size + spline_order
+        padded = n_bases + 3
+        feats = ctx.feats
+        if feats is None:  # a second backward (retain_graph): rebuild the features
+            feats = _write_features(x.new_empty(bx, n_points, in_features, padded), x, u, grid_size, spline_order)
+        flat = feats.view(bx, n_points, n_feat)
+        shared = bx == 1 and batch > 1
+        if shared:
+            gy = grad_y.transpose(0, 1).reshape(n_points, batch * out_features)  # [N, B*out]
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[1]:
+            if shared:
+                gwz = torch.mm(gy.t(), flat[0])
+            else:
+                gwz = torch.bmm(grad_y.transpose(1, 2), flat)
+            gwz = gwz.view(batch, out_features, in_features, padded)
+            grad_w = torch.cat([gwz[..., n_bases + 2:], gwz[..., 1: n_bases + 1]], dim=-1)
+        if ctx.feats is not None:
+            ctx.feats = None
+            _WORKSPACE.release(feats)
+        if ctx.needs_input_grad[0]:
+            grad_feats = _WORKSPACE.acquire((bx, n_points, in_features, padded), x)
+            if shared:
+                torch.mm(gy, wz.view(batch * out_features, n_feat), out=grad_feats.view(n_points, n_feat))
+            else:
+                torch.bmm(grad_y, wz, out=grad_feats.view(bx, n_points, n_feat))
+            cell, f = _cell_and_offset(u, grid_size, spline_order)
+            slots = _slots(cell, grid_size, spline_order)
+            used = _WORKSPACE.acquire(slots.shape, x)  # [k+2, ..., in]: the gradient at each slot
+            torch.gather(grad_feats, -1, _last_dim(slots), out=_last_dim(used))
+            _WORKSPACE.release(slots)
+            _WORKSPACE.release(grad_feats)
+            inv_h = (grid_size / (grid_range[1] - grid_range[0]))
+            grad_x = torch.ops.aten.silu_backward(used[-1], x)
+            for r, deriv in enumerate(_piece_derivatives(f, spline_order)):
+                grad_x.addcmul_(used[r], deriv, value=inv_h)
+            _WORKSPACE.release(used)
+        return grad_x, grad_w, None, None, None
+
+
 def kan_layer(x, weight, grid_size=10, spline_order=2, grid_range=(-1.0, 1.0)):
     """Apply a KAN layer with one weight set per batch item.
 
@@ -253,6 +508,8 @@ def kan_layer(x, weight, grid_size=10, spline_order=2, grid_range=(-1.0, 1.0)):
             f"weight has {width} coefficients per edge, expected 1 + G + k = "
             f"{1 + grid_size + spline_order}"
         )
+    if spline_order >= _FAST_MIN_ORDER:
+        return _KANLayer.apply(x, weight, int(grid_size), int(spline_order), tuple(grid_range))
     feats = kan_features(x, grid_size, spline_order, grid_range)  # [Bx, N, in, 1+G+k]
     n_points = x.shape[1]
     feats = feats.reshape(x.shape[0], n_points, in_features * width)

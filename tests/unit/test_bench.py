@@ -1,0 +1,86 @@
+"""The benchmark suite runs on tiny sizes, and every implementation in it computes our KAN.
+
+No timing is asserted here: benchmarks are not tests.
+"""
+
+import json
+import re
+
+import pytest
+import torch
+
+from bench import bench_kan, kan_impls, memory_probe, run_all
+from fewsound_sb.nnet.inr import time_grid
+
+HEADLINE = re.compile(r"^speed-up vs Cox-de Boor \(train step\): \d+\.\dx$")
+# Implementations whose parameters map one to one onto ours (the scaler included).
+EXACT = ("ours-unfused", "cox-de-boor", "pykan")
+# Cubic-only peers: no per-edge scaler, it is folded into their spline coefficients
+# (same function). flashkan's truncated-power basis loses a few ulps to cancellation.
+FOLDED = ("flashkan", "inkan")
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "results.md"
+    results = run_all.main(["--quick", "--output", str(out)])
+    return out, results
+
+
+def test_quick_run_writes_report(quick_results):
+    out, results = quick_results
+    text = out.read_text(encoding="utf-8")
+    headline = [line for line in text.splitlines() if line.startswith("speed-up vs Cox-de Boor")]
+    assert len(headline) == 1 and HEADLINE.match(headline[0]), headline
+    data = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert set(data["kan"]) == {"2", "3"}
+    for order, res in data["kan"].items():
+        rows, skipped = res["rows"], res["skipped"]
+        for name in bench_kan.IMPL_ORDER:
+            assert name in rows or name in skipped, (order, name)
+            if name in rows:
+                assert rows[name]["train"]["median_ms"] > 0 and rows[name]["forward"]["median_ms"] > 0
+                assert f"| {name} |" in text
+        for name in ("ours", "ours-unfused", "cox-de-boor", "siren"):
+            assert name in rows
+    assert "flashkan" in data["kan"]["2"]["skipped"]  # cubic only
+    assert set(data["fit"]["rows"]) == {"1", "2"}
+    assert all(row["clip_steps_per_s"] > 0 for row in data["fit"]["rows"].values())
+    few = data["fewsound"]
+    assert few["rtf"] > 0 and few["output_shape"] == [1, few["num_samples"]]
+    assert "Real-time factor" in text and "Fitting throughput" in text
+    assert data["machine"]["torch"] == torch.__version__
+
+
+@pytest.mark.parametrize("order", [2, 3])
+def test_every_implementation_matches_ours(order):
+    report = bench_kan.check_outputs(order, points=256)
+    assert report["ours"]["finite"] and report["ours"]["shape"] == [256, 1]
+    for name, entry in report.items():
+        assert entry["finite"] and entry["shape"] == [256, 1], name
+        if name in EXACT:
+            assert entry["max_abs_diff"] < 1e-5, (name, entry)
+        elif name in FOLDED:
+            assert entry["max_abs_diff"] < 1e-4 * max(1.0, entry["max_abs_ours"]), (name, entry)
+    # Same weights in, same gradients out: ours (fused layer) against Cox-de Boor (autograd).
+    modules = bench_kan.build_all(order, ["ours", "cox-de-boor"], "cpu", weight_scale=3.0)
+    t = time_grid(300)
+    for module in modules.values():
+        module(t).square().sum().backward()
+    ours = torch.cat([p.grad.flatten() for p in modules["ours"].parameters()])
+    ref = torch.cat([p.grad.flatten() for p in modules["cox-de-boor"].parameters()])
+    assert torch.allclose(ours, ref, rtol=1e-4, atol=1e-5 * ref.abs().max())
+
+
+def test_peer_rows_say_why_when_missing(monkeypatch):
+    monkeypatch.setattr(kan_impls, "peer_available", lambda name: False)
+    names, skipped = bench_kan.implementations_for(3)
+    assert names == ["ours", "ours-unfused", "cox-de-boor", "siren"]
+    assert skipped == {p: "skipped: not installed" for p in kan_impls.PEERS}
+
+
+def test_memory_probe_runs_in_process():
+    result = memory_probe.main(["--impl", "ours", "--points", "256", "--steps", "1"])
+    assert result["peak_mib"] >= 0 and "RSS" in result["method"]
+    result = memory_probe.main(["--fit-batch", "2", "--points", "256", "--steps", "1"])
+    assert result["peak_mib"] >= 0
