@@ -1,0 +1,830 @@
+"""Single-clip INR fitting, many clips at once (the paper's Table 1 and ablations).
+
+Each clip gets its own target network, fitted from its own fresh
+initialisation to reproduce the clip. ``B`` clips are optimised together as
+one weight tensor ``w: [B, P]`` evaluated through the target's
+``forward_flat(t, w)`` on the shared :func:`~fewsound_sb.nnet.inr.time_grid`.
+One AdamW optimiser over ``w`` equals B independent fits: AdamW's update is
+element-wise (weight decay too), and the loss is the *sum* of per-clip losses,
+so the gradient of clip i depends on clip i only. Clip i starts from the
+target built under seed ``seed + i`` (i = the clip's position in the whole
+list), so its result does not depend on which clips share its batch.
+
+A clip whose loss turns NaN/inf is stopped alone (weights frozen, marked
+failed); the others go on. The optimiser state is saved every ``save_every``
+steps (atomically); rerunning with the same output folder continues from
+the last saved step, and clips already finished are not refitted.
+
+Outputs of :meth:`INRFitter.run` in the output folder::
+
+    results.csv           one row per clip: id, path, status, metrics, steps, seconds
+    summary.md            mean ± std per metric (paper Table 1 layout)
+    weights/<id>.pt       fitted weights, reload with load_fitted(path)
+    wavs/<id>.wav         reconstruction; originals/<id>.wav the fitted crop
+    figures/<id>.png      waveform + log-mel, original above reconstruction
+    loss_curve.png        loss per step of every clip
+    records/<id>.pt       per-clip row + loss history (used to resume)
+    state/batch_*.pt      optimiser state of the unfinished batch (removed when done)
+"""
+
+import csv
+import functools
+import hashlib
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+
+import torch
+from speechbrain.utils.logger import get_logger
+from tqdm import tqdm
+
+from fewsound_sb.dataio import (
+    AudioReadError,
+    crop_or_pad,
+    peak_normalize,
+    read_audio,
+    split_pieces,
+    write_audio,
+)
+from fewsound_sb.metrics import compute_metrics, format_table, summarize
+from fewsound_sb.nnet.inr import INR_REGISTRY, FunctionalINR, build_inr, time_grid
+from fewsound_sb.plotting import plot_loss_curve, plot_reconstruction
+
+logger = get_logger(__name__)
+
+STATE_VERSION = 1
+CROP_MODES = ("start", "random")
+CSV_COLUMNS = (
+    "id", "path", "status", "message", "num_samples", "steps", "seconds", "final_loss",
+)
+_TITLE_METRICS = (("psnr", "PSNR", "{:.1f} dB"), ("pesq", "PESQ", "{:.2f}"),
+                  ("lsd", "LSD", "{:.2f}"), ("si_snr", "SI-SNR", "{:.1f}"))
+
+
+# --------------------------------------------------------------------------- clips
+@dataclass
+class FitClip:
+    """One clip to fit (or a file that could not be read).
+
+    Attributes
+    ----------
+    id : str
+        Unique name (file stem, ``_piece003`` suffix for pieces).
+    path : str
+        Source file.
+    wav : torch.Tensor or None
+        ``[N]`` peak-normalised crop; None if the file could not be read.
+    num_valid : int
+        Leading samples of ``wav`` that are audio (the rest is padding).
+    note : str
+        What happened to the clip (padding), for the log and the CSV.
+    error : str
+        Why the file could not be read ("" if it was).
+    """
+
+    id: str
+    path: str
+    wav: torch.Tensor = None
+    num_valid: int = 0
+    note: str = ""
+    error: str = ""
+
+
+def prepare_clips(sources, sample_rate, crop_length, crop="start", seed=0, all_pieces=False):
+    """Reads files into fixed-length, peak-normalised clips.
+
+    Files are mixed to mono and resampled to ``sample_rate``. Longer files are
+    cropped (``"start"``: the first ``crop_length`` samples; ``"random"``: a
+    random crop, clip i drawn with seed ``seed + i``) or, with ``all_pieces``,
+    split into consecutive pieces. Shorter ones are zero-padded and the clip's
+    ``note`` says so. Unreadable files become clips with ``error`` set (and are
+    logged), so the caller can report them and go on.
+
+    Arguments
+    ---------
+    sources : list of (str, str)
+        ``(id, path)`` pairs; ids must be unique.
+    sample_rate : int
+        Target sample rate in Hz.
+    crop_length : int
+        Clip length in samples.
+    crop : str
+        ``"start"`` or ``"random"``.
+    seed : int
+        Seed of the random crops.
+    all_pieces : bool
+        Split each file into consecutive pieces instead of cropping.
+
+    Returns
+    -------
+    list of FitClip
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from fewsound_sb.dataio import write_audio
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> write_audio(path, 0.5 * torch.ones(2500), 8000)
+    >>> clips = prepare_clips([("a", path), ("b", "missing.wav")], 8000, 1000, all_pieces=True)
+    >>> [(c.id, c.num_valid, bool(c.error)) for c in clips]
+    [('a_piece000', 1000, False), ('a_piece001', 1000, False), ('a_piece002', 500, False), ('b', 0, True)]
+    """
+    if crop not in CROP_MODES:
+        raise ValueError(f"crop must be one of {CROP_MODES}. Found: {crop!r}")
+    clips = []
+    for index, (clip_id, path) in enumerate(sources):
+        try:
+            wav = read_audio(path, sample_rate=sample_rate, mono=True)
+        except AudioReadError as err:
+            logger.error("Skipping %s: %s", path, err)
+            clips.append(FitClip(clip_id, os.fspath(path), error=str(err)))
+            continue
+        total = wav.shape[-1]
+        if all_pieces:
+            pieces = split_pieces(wav, crop_length)
+            for k, piece in enumerate(pieces):
+                valid = min(crop_length, total - k * crop_length)
+                clips.append(_make_clip(f"{clip_id}_piece{k:03d}", path, piece, valid,
+                                        crop_length, sample_rate))
+        else:
+            generator = torch.Generator().manual_seed(seed + index)
+            sig, valid = crop_or_pad(wav, crop_length, mode=crop, generator=generator)
+            clips.append(_make_clip(clip_id, path, sig, valid, crop_length, sample_rate))
+    return clips
+
+
+def _make_clip(clip_id, path, sig, valid, crop_length, sample_rate):
+    note = ""
+    if valid < crop_length:
+        note = (f"padded: only {valid} of {crop_length} samples are audio "
+                f"({valid / sample_rate:.2f} s); metrics use the audio part")
+        logger.warning("Clip %s (%s) %s", clip_id, path, note)
+    return FitClip(clip_id, os.fspath(path), peak_normalize(sig), valid, note)
+
+
+def unique_ids(paths):
+    """File stems as clip ids, made unique with ``-2``, ``-3``... suffixes.
+
+    Example
+    -------
+    >>> unique_ids(["x/a.wav", "y/a.flac", "b.ogg"])
+    ['a', 'a-2', 'b']
+    """
+    seen, ids = {}, []
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+        seen[stem] = seen.get(stem, 0) + 1
+        ids.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return ids
+
+
+# --------------------------------------------------------------------------- targets
+def describe_target(target):
+    """Registry name and constructor overrides of a target factory.
+
+    Arguments
+    ---------
+    target : callable
+        A target class from :data:`~fewsound_sb.nnet.inr.INR_REGISTRY`, or a
+        ``functools.partial`` of one (what ``!name:fewsound_sb.nnet.inr.KAN``
+        with keyword arguments gives in HyperPyYAML).
+
+    Returns
+    -------
+    (str, dict)
+        ``(name, overrides)`` such that ``build_inr(name, **overrides)``
+        builds the same network.
+
+    Example
+    -------
+    >>> from fewsound_sb.nnet.inr import KAN
+    >>> describe_target(functools.partial(KAN, grid_size=5))
+    ('kan', {'grid_size': 5})
+    """
+    if isinstance(target, FunctionalINR):
+        raise TypeError(
+            "target must be a factory that builds a fresh network per clip "
+            "(YAML: `target: !name:fewsound_sb.nnet.inr.KAN`), not a built "
+            "network (`!new:`): every clip starts from its own initialisation."
+        )
+    func, config = target, {}
+    if isinstance(target, functools.partial):
+        if target.args:
+            raise ValueError("give the target's arguments by keyword (YAML keys), not positionally")
+        func, config = target.func, dict(target.keywords)
+    for name, cls in INR_REGISTRY.items():
+        if func is cls:
+            return name, config
+    raise ValueError(
+        f"unknown target {target!r}: use one of "
+        + ", ".join(f"fewsound_sb.nnet.inr.{c.__name__}" for c in INR_REGISTRY.values())
+    )
+
+
+def initial_weights(target, seeds):
+    """Fresh flat weights ``[B, P]``: row i is ``target()`` built under ``seeds[i]``.
+
+    The global RNG state is left untouched.
+
+    Example
+    -------
+    >>> from fewsound_sb.nnet.inr import KAN
+    >>> factory = functools.partial(KAN, encoding_length=2, hidden_sizes=(4,), grid_size=3)
+    >>> w = initial_weights(factory, [0, 1, 0])
+    >>> w.shape, bool(torch.equal(w[0], w[2])), bool(torch.equal(w[0], w[1]))
+    (torch.Size([3, 140]), True, False)
+    """
+    rows = []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            rows.append(target().flat_weights().detach())
+    return torch.stack(rows)
+
+
+def count_parameters(module):
+    """Trainable parameters as the paper counts them (a complex weight counts once)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def save_fitted(path, inr, config, flat_weights, sample_rate, num_samples, buffers=None, **extra):
+    """Saves one fitted clip so that :func:`load_fitted` can rebuild it.
+
+    Arguments
+    ---------
+    path : str
+        Output ``.pt`` file (written atomically).
+    inr : str
+        Registry name (``"kan"``...).
+    config : dict
+        Constructor overrides for ``build_inr(inr, **config)``.
+    flat_weights : torch.Tensor
+        ``[P]``.
+    sample_rate : int
+        Sample rate the clip was fitted at (Hz).
+    num_samples : int
+        Length of the fitted clip (the time grid is ``time_grid(num_samples)``).
+    buffers : dict or None
+        Non-trainable tensors of the network (e.g. RFF frequencies), restored
+        on load so the network is the same even if its draw was not seeded.
+    **extra
+        Anything else to keep (clip id, source path, loss...).
+    """
+    payload = {
+        "inr": inr,
+        "config": dict(config),
+        "flat_weights": flat_weights.detach().to("cpu", torch.float32).clone(),
+        "sample_rate": int(sample_rate),
+        "num_samples": int(num_samples),
+        "buffers": {k: v.detach().cpu().clone() for k, v in (buffers or {}).items()},
+        **extra,
+    }
+    _atomic_torch_save(payload, path)
+
+
+def load_fitted(path, map_location="cpu"):
+    """Rebuilds a fitted network from a file written by the fitter.
+
+    Arguments
+    ---------
+    path : str
+        A ``weights/<id>.pt`` file.
+    map_location : str or torch.device
+        Where to load it.
+
+    Returns
+    -------
+    FunctionalINR
+        The network with the fitted weights (eval mode). Its reconstruction is
+        ``net(time_grid(info["num_samples"]))``, info = ``torch.load(path)``.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from fewsound_sb.nnet.inr import build_inr, time_grid
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> net = build_inr("nerf", encoding_length=2, hidden_sizes=(8,))
+    >>> path = os.path.join(tempfile.mkdtemp(), "clip.pt")
+    >>> save_fitted(path, "nerf", {"encoding_length": 2, "hidden_sizes": [8]},
+    ...             net.flat_weights(), sample_rate=8000, num_samples=64)
+    >>> again = load_fitted(path)
+    >>> bool(torch.equal(again(time_grid(64)), net(time_grid(64))))
+    True
+    """
+    info = torch.load(path, map_location=map_location, weights_only=True)
+    missing = {"inr", "config", "flat_weights"} - set(info)
+    if missing:
+        raise ValueError(f"'{path}' is not a fitted-INR file: it lacks {sorted(missing)}")
+    net = build_inr(info["inr"], **info["config"]).to(map_location)
+    net.load_flat_weights(info["flat_weights"].to(map_location))
+    buffers = dict(net.named_buffers())
+    for name, value in info.get("buffers", {}).items():
+        if name in buffers:
+            buffers[name].copy_(value)
+    return net.eval()
+
+
+# --------------------------------------------------------------------------- fitting
+@dataclass
+class FitResult:
+    """Outcome of :meth:`INRFitter.fit_batch` for B clips.
+
+    Attributes
+    ----------
+    weights : torch.Tensor
+        ``[B, P]`` final weights (CPU).
+    estimates : torch.Tensor
+        ``[B, N]`` reconstructions from the final weights (CPU).
+    final_loss : list of float
+        Loss of the final weights, per clip.
+    history : list of list of float
+        Loss per step of each clip (a failed clip's ends with its NaN/inf).
+    status : list of str
+        ``"ok"`` or ``"failed"``.
+    messages : list of str
+        Why a clip failed ("" otherwise).
+    steps : int
+        Steps done by the batch.
+    seconds : float
+        Wall time spent fitting this batch (summed over resumed runs).
+    """
+
+    weights: torch.Tensor
+    estimates: torch.Tensor
+    final_loss: list
+    history: list
+    status: list
+    messages: list
+    steps: int
+    seconds: float
+
+
+class INRFitter:
+    """Fits one target network per clip, B clips per optimisation step.
+
+    Arguments
+    ---------
+    target : callable
+        Factory of a fresh target network (``!name:fewsound_sb.nnet.inr.KAN``
+        with its knobs in YAML; a ``functools.partial`` in Python).
+    loss : torch.nn.Module
+        Returns one loss per clip, ``[B]`` (e.g. ``FewSoundLoss(reduction="none")``).
+    lr : float
+        AdamW learning rate.
+    n_steps : int
+        Optimisation steps per clip.
+    weight_decay : float
+        AdamW weight decay.
+    betas : tuple of float
+        AdamW betas.
+    eps : float
+        AdamW epsilon.
+    save_every : int
+        Save the fit state every this many steps (0: only at the end).
+    seed : int
+        Base seed: clip i starts from the target built under ``seed + i``.
+    device : str
+        Torch device of the fit.
+    progress : bool
+        Show a tqdm bar over steps with the current mean loss.
+
+    Example
+    -------
+    >>> from fewsound_sb.nnet.inr import KAN
+    >>> from fewsound_sb.losses import FewSoundLoss
+    >>> fitter = INRFitter(
+    ...     functools.partial(KAN, encoding_length=2, hidden_sizes=(4,), grid_size=3),
+    ...     FewSoundLoss(lambda_f=0.0, reduction="none"), lr=1e-2, n_steps=3, progress=False)
+    >>> result = fitter.fit_batch(torch.rand(2, 64) - 0.5, seeds=[0, 1])
+    >>> result.weights.shape, result.estimates.shape, result.status, len(result.history[0])
+    (torch.Size([2, 140]), torch.Size([2, 64]), ['ok', 'ok'], 3)
+    """
+
+    def __init__(
+        self, target, loss, lr, n_steps, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-8,
+        save_every=500, seed=0, device="cpu", progress=True,
+    ):
+        if n_steps < 0:
+            raise ValueError(f"n_steps must be >= 0. Found: {n_steps}")
+        if lr <= 0:
+            raise ValueError(f"lr must be positive. Found: {lr}")
+        self.target = target
+        self.inr_name, self.config = describe_target(target)
+        self.device = torch.device(device)
+        self.loss = loss.to(self.device) if isinstance(loss, torch.nn.Module) else loss
+        self.lr = float(lr)
+        self.n_steps = int(n_steps)
+        self.weight_decay = float(weight_decay)
+        self.betas = tuple(float(b) for b in betas)
+        self.eps = float(eps)
+        self.save_every = int(save_every or 0)
+        self.seed = int(seed)
+        self.progress = progress
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.network = target().to(self.device)  # evaluates every clip's weights
+        self.num_params = count_parameters(self.network)
+
+    def fingerprint(self, num_samples):
+        """What a saved state must match to be resumed (n_steps may change)."""
+        return {
+            "inr": self.inr_name, "config": repr(sorted(self.config.items())),
+            "lr": self.lr, "weight_decay": self.weight_decay, "betas": self.betas,
+            "eps": self.eps, "num_samples": int(num_samples), "loss": repr(self.loss),
+            "loss_weights": (getattr(self.loss, "lambda_t", None),
+                             getattr(self.loss, "lambda_f", None)),
+        }
+
+    # ----------------------------------------------------------------- one batch
+    def fit_batch(self, wavs, seeds, ids=None, state_path=None, callback=None):
+        """Fits B clips at once (resuming from ``state_path`` if it holds a state).
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[B, N]`` target waveforms.
+        seeds : list of int
+            Initialisation seed of each clip.
+        ids : list of str or None
+            Clip names (progress bar, messages, state check).
+        state_path : str or None
+            File to save the fit state to every ``save_every`` steps and
+            to resume from.
+        callback : callable or None
+            Called as ``callback(step, losses)`` after every step (and after
+            any save of that step); may raise to stop the fit.
+
+        Returns
+        -------
+        FitResult
+        """
+        if wavs.dim() != 2:
+            raise ValueError(f"expected wavs [B, N], got {tuple(wavs.shape)}")
+        batch, num_samples = wavs.shape
+        ids = list(ids) if ids is not None else [str(i) for i in range(batch)]
+        if len(seeds) != batch or len(ids) != batch:
+            raise ValueError(f"need one seed and id per clip: {batch} clips, "
+                             f"{len(seeds)} seeds, {len(ids)} ids")
+        x = wavs.to(self.device, torch.float32)
+        t = time_grid(num_samples, device=self.device)
+        state = self._load_state(state_path, ids, num_samples)
+        if state is None:
+            init = initial_weights(self.target, seeds)
+            step, history, seconds = 0, [[] for _ in ids], 0.0
+            status, messages = ["running"] * batch, [""] * batch
+        else:
+            init, step, history = state["weights"], state["step"], state["history"]
+            status, messages, seconds = state["status"], state["messages"], state["seconds"]
+            logger.info("Resuming %s from step %d (%s)", ", ".join(ids), step, state_path)
+        weights = torch.nn.Parameter(init.to(self.device))
+        optimizer = torch.optim.AdamW(
+            [weights], lr=self.lr, betas=self.betas, eps=self.eps,
+            weight_decay=self.weight_decay,
+        )
+        if state is not None:
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"])
+
+        def save():
+            if state_path:
+                self._save_state(state_path, ids, seeds, num_samples, weights, optimizer,
+                                 step, history, status, messages,
+                                 seconds + time.time() - started)
+
+        started = time.time()
+        bar = tqdm(total=self.n_steps, initial=min(step, self.n_steps), disable=not self.progress,
+                   desc=f"fit {ids[0]}" + (f" +{batch - 1}" if batch > 1 else ""),
+                   dynamic_ncols=True)
+        try:
+            while step < self.n_steps and "running" in status:
+                values = self._step(x, t, weights, optimizer, ids, status, messages, step)
+                step += 1
+                for i, value in enumerate(values):
+                    if value is not None:
+                        history[i].append(value)
+                running = [v for v, s in zip(values, status) if v is not None and s == "running"]
+                if running:
+                    bar.set_postfix(loss=f"{sum(running) / len(running):.4g}")
+                bar.update(1)
+                if self.save_every and step % self.save_every == 0:
+                    save()
+                if callback is not None:
+                    callback(step, values)
+        except KeyboardInterrupt:
+            save()
+            logger.warning("Interrupted at step %d: state saved to %s", step, state_path)
+            raise
+        finally:
+            bar.close()
+        status = ["ok" if s == "running" else s for s in status]
+        save()
+        with torch.no_grad():
+            estimates = self.network.forward_flat(t, weights).squeeze(-1)  # [B, N]
+            final = self.loss(x, estimates)
+        return FitResult(
+            weights.detach().cpu(), estimates.cpu(), [float(v) for v in final.cpu()],
+            history, status, messages, step, seconds + time.time() - started,
+        )
+
+    def _step(self, x, t, weights, optimizer, ids, status, messages, step):
+        """One AdamW step over the running clips; returns each clip's loss (None if stopped)."""
+        active_before = torch.tensor([s == "running" for s in status], device=self.device)
+        optimizer.zero_grad(set_to_none=True)
+        estimates = self.network.forward_flat(t, weights).squeeze(-1)  # [B, N]
+        losses = self.loss(x, estimates)  # [B]
+        if losses.shape != (x.shape[0],):
+            raise ValueError(
+                f"the loss must return one value per clip, shape [{x.shape[0]}], got "
+                f"{tuple(losses.shape)}: set reduction: none on the loss in the YAML"
+            )
+        finite = torch.isfinite(losses.detach())
+        values = losses.detach().cpu().tolist()
+        for i in torch.nonzero(active_before & ~finite).flatten().tolist():
+            status[i] = "failed"
+            messages[i] = (f"loss became {values[i]} at step {step + 1}: clip stopped "
+                           "(lower lr or check the audio)")
+            logger.warning("Clip %s: %s; the other clips go on", ids[i], messages[i])
+        active = active_before & finite
+        if active.any():
+            torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
+            stopped = ~active
+            weights.grad[stopped] = 0.0
+            kept = weights.detach()[stopped].clone()
+            optimizer.step()
+            with torch.no_grad():
+                weights[stopped] = kept  # no decay or momentum for stopped clips
+        return [v if a else None for v, a in zip(values, active_before.tolist())]
+
+    # ----------------------------------------------------------------- state
+    def _save_state(self, path, ids, seeds, num_samples, weights, optimizer, step, history,
+                    status, messages, seconds):
+        _atomic_torch_save({
+            "version": STATE_VERSION, "ids": list(ids), "seeds": [int(s) for s in seeds],
+            "fingerprint": self.fingerprint(num_samples), "step": step,
+            "weights": weights.detach().cpu(), "optimizer": optimizer.state_dict(),
+            "rng": torch.get_rng_state(), "history": history, "status": list(status),
+            "messages": list(messages), "seconds": seconds,
+        }, path)
+
+    def _load_state(self, path, ids, num_samples):
+        if not path or not os.path.isfile(path):
+            return None
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("ids") != list(ids):
+            logger.warning("State %s is for clips %s, not %s: starting afresh",
+                           path, state.get("ids"), list(ids))
+            return None
+        if state.get("fingerprint") != self.fingerprint(num_samples):
+            raise ValueError(
+                f"The saved fit state '{path}' was made with other settings "
+                f"({state.get('fingerprint')}) than this run "
+                f"({self.fingerprint(num_samples)}). Use another --output_folder, "
+                "or delete that file to start these clips again."
+            )
+        return state
+
+    # ----------------------------------------------------------------- whole run
+    def run(self, clips, output_folder, batch_clips=8, sample_rate=22050, n_figures=4,
+            metrics=None, title=None):
+        """Fits every clip in batches and writes all outputs (see module docstring).
+
+        Clips already finished in ``output_folder`` (a record exists) are not
+        refitted; an interrupted batch resumes from its saved state.
+
+        Arguments
+        ---------
+        clips : list of FitClip
+            From :func:`prepare_clips`; unreadable ones are reported, not fitted.
+        output_folder : str
+            Where everything is written.
+        batch_clips : int
+            Clips optimised together per step.
+        sample_rate : int
+            Sample rate of the clips (Hz).
+        n_figures : int
+            Figures for the first this many clips.
+        metrics : list of str or None
+            Metric names for :func:`~fewsound_sb.metrics.compute_metrics` (None: all).
+        title : str or None
+            Row label of the summary table (default: the INR name and size).
+
+        Returns
+        -------
+        (list of dict, dict)
+            The CSV rows (clip order) and the summary ``metric -> (mean, std)``.
+        """
+        if batch_clips < 1:
+            raise ValueError(f"batch_clips must be >= 1. Found: {batch_clips}")
+        ids = [c.id for c in clips]
+        if len(set(ids)) != len(ids):
+            raise ValueError("clip ids must be unique")
+        readable = [c for c in clips if not c.error]
+        if not readable:
+            raise ValueError(
+                f"none of the {len(clips)} input files could be read: "
+                + "; ".join(c.error for c in clips)
+            )
+        index_of = {c.id: i for i, c in enumerate(clips)}
+        figure_ids = {c.id for c in readable[: max(0, int(n_figures))]}
+        todo = [c for c in readable if not self._finished(output_folder, c.id)]
+        if len(todo) < len(readable):
+            logger.info("%d of %d clips already fitted in %s: not refitted",
+                        len(readable) - len(todo), len(readable), output_folder)
+        n_batches = math.ceil(len(todo) / batch_clips)
+        for b in range(n_batches):
+            group = todo[b * batch_clips: (b + 1) * batch_clips]
+            group_ids = [c.id for c in group]
+            logger.info("Batch %d/%d: fitting %s for %d steps", b + 1, n_batches,
+                        ", ".join(group_ids), self.n_steps)
+            state_path = os.path.join(output_folder, "state", f"batch_{_digest(group_ids)}.pt")
+            result = self.fit_batch(
+                torch.stack([c.wav for c in group]),
+                seeds=[self.seed + index_of[c.id] for c in group],
+                ids=group_ids, state_path=state_path,
+            )
+            for i, clip in enumerate(group):
+                self._write_clip(output_folder, clip, result, i, sample_rate, metrics,
+                                 clip.id in figure_ids)
+            os.remove(state_path)
+        return self._write_report(output_folder, clips, sample_rate, title)
+
+    def _finished(self, output_folder, clip_id):
+        return os.path.isfile(os.path.join(output_folder, "records", f"{clip_id}.pt"))
+
+    def _write_clip(self, folder, clip, result, i, sample_rate, metrics, with_figure):
+        valid = clip.num_valid
+        row = {"id": clip.id, "path": clip.path, "status": result.status[i],
+               "message": "; ".join(m for m in (result.messages[i], clip.note) if m),
+               "num_samples": valid, "steps": len(result.history[i]),
+               "seconds": round(result.seconds, 3), "final_loss": result.final_loss[i]}
+        if result.status[i] == "ok":
+            reference, estimate = clip.wav[:valid], result.estimates[i, :valid]
+            try:
+                row.update(compute_metrics(reference[None], estimate[None], sample_rate,
+                                           metrics=metrics)[0])
+            except Exception as err:  # a metric failing must not lose the fit
+                logger.error("Metrics failed for clip %s: %s", clip.id, err)
+            save_fitted(
+                os.path.join(folder, "weights", f"{clip.id}.pt"), self.inr_name, self.config,
+                result.weights[i], sample_rate, clip.wav.shape[-1],
+                buffers=dict(self.network.named_buffers()), id=clip.id, source=clip.path,
+                num_valid=valid, final_loss=result.final_loss[i],
+            )
+            write_audio(os.path.join(folder, "wavs", f"{clip.id}.wav"),
+                        estimate.clamp(-1.0, 1.0), sample_rate)
+            write_audio(os.path.join(folder, "originals", f"{clip.id}.wav"),
+                        reference.clamp(-1.0, 1.0), sample_rate)
+            if with_figure:
+                plot_reconstruction(reference, estimate, sample_rate,
+                                    os.path.join(folder, "figures", f"{clip.id}.png"),
+                                    title=_figure_title(clip.id, row))
+        _atomic_torch_save({"row": row, "history": result.history[i]},
+                           os.path.join(folder, "records", f"{clip.id}.pt"))
+
+    def _write_report(self, folder, clips, sample_rate, title):
+        rows, histories = [], {}
+        for clip in clips:
+            if clip.error:
+                rows.append({"id": clip.id, "path": clip.path, "status": "unreadable",
+                             "message": clip.error, "num_samples": 0, "steps": 0})
+                continue
+            record = torch.load(os.path.join(folder, "records", f"{clip.id}.pt"),
+                                weights_only=False)
+            rows.append(record["row"])
+            histories[clip.id] = record["history"]
+        metric_names = [k for r in rows for k in r if k not in CSV_COLUMNS]
+        columns = list(CSV_COLUMNS) + list(dict.fromkeys(metric_names))
+        _write_csv(os.path.join(folder, "results.csv"), rows, columns)
+        ok_rows = [{k: r[k] for k in r if k not in CSV_COLUMNS}
+                   for r in rows if r["status"] == "ok"]
+        summary = summarize(ok_rows)
+        name = title or f"{self.inr_name.upper()} ({self.num_params:,})"
+        table = format_table(summary, title=name)
+        num_samples = next(c.wav.shape[-1] for c in clips if not c.error)
+        lines = [
+            f"# Single-clip fits: {self.inr_name.upper()}, {self.num_params:,} parameters",
+            "",
+            f"{len(ok_rows)} of {len(rows)} clips fitted; {self.n_steps} AdamW steps "
+            f"(lr {self.lr:g}, weight decay {self.weight_decay:g}); "
+            f"{num_samples} samples at {sample_rate} Hz ({num_samples / sample_rate:.2f} s); "
+            "mean ± std over clips.",
+            "",
+            table,
+            "",
+        ]
+        problems = [r for r in rows if r["status"] != "ok" or r.get("message")]
+        if problems:
+            lines += ["## Notes", ""]
+            lines += [f"- `{r['id']}` ({r['status']}): {r['message']}" for r in problems]
+            lines.append("")
+        _atomic_write_text(os.path.join(folder, "summary.md"), "\n".join(lines))
+        if histories:
+            plot_loss_curve(histories, os.path.join(folder, "loss_curve.png"),
+                            title=f"{self.inr_name.upper()}: loss per step")
+        logger.info("Summary (%s):\n%s", os.path.join(folder, "summary.md"), table)
+        return rows, summary
+
+
+# --------------------------------------------------------------------------- helpers
+def _figure_title(clip_id, row):
+    parts = [clip_id]
+    for key, name, fmt in _TITLE_METRICS:
+        if key in row and row[key] is not None and math.isfinite(row[key]):
+            parts.append(f"{name} {fmt.format(row[key])}")
+    return " | ".join(parts)
+
+
+def _digest(ids):
+    return hashlib.sha1("\n".join(ids).encode("utf-8")).hexdigest()[:12]
+
+
+def _atomic_torch_save(obj, path):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp_path)
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def _atomic_write_text(path, text):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp_path = f"{path}.tmp{os.getpid()}"
+    with open(tmp_path, "w", encoding="utf-8") as fout:
+        fout.write(text)
+    os.replace(tmp_path, path)
+
+
+def _write_csv(path, rows, columns):
+    tmp_path = f"{path}.tmp{os.getpid()}"
+    with open(tmp_path, "w", newline="", encoding="utf-8") as fout:
+        writer = csv.DictWriter(fout, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_value(row.get(k, "")) for k in columns})
+    os.replace(tmp_path, path)
+
+
+def _csv_value(value):
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    return value
+
+
+# --------------------------------------------------------------------------- from YAML
+def fitter_from_hparams(hparams, device="cpu"):
+    """Builds an :class:`INRFitter` from a loaded ``hparams/inr/<name>.yaml``.
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded HyperPyYAML (keys target, loss, lr, n_steps, weight_decay, betas,
+        adam_eps, save_every, seed, progress).
+    device : str
+        Torch device.
+
+    Returns
+    -------
+    INRFitter
+    """
+    return INRFitter(
+        target=hparams["target"], loss=hparams["loss"], lr=hparams["lr"],
+        n_steps=hparams["n_steps"], weight_decay=hparams["weight_decay"],
+        betas=hparams["betas"], eps=hparams["adam_eps"], save_every=hparams["save_every"],
+        seed=hparams["seed"], device=device, progress=hparams["progress"],
+    )
+
+
+def fit_from_hparams(clips, hparams, device="cpu"):
+    """Fits ``clips`` with the settings of a loaded YAML; writes to its output_folder.
+
+    Arguments
+    ---------
+    clips : list of FitClip
+        From :func:`prepare_clips`.
+    hparams : dict
+        Loaded ``hparams/inr/<name>.yaml`` (plus output_folder, batch_clips,
+        sample_rate, n_figures, metrics).
+    device : str
+        Torch device.
+
+    Returns
+    -------
+    (list of dict, dict)
+        Rows of results.csv and the summary, as :meth:`INRFitter.run`.
+    """
+    fitter = fitter_from_hparams(hparams, device)
+    return fitter.run(
+        clips, hparams["output_folder"], batch_clips=hparams["batch_clips"],
+        sample_rate=hparams["sample_rate"], n_figures=hparams["n_figures"],
+        metrics=hparams["metrics"],
+    )

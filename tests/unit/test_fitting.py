@@ -1,0 +1,228 @@
+"""Tests of the batched single-clip fitter (fewsound_sb.fitting)."""
+
+import csv
+import functools
+import math
+import os
+
+import pytest
+import torch
+
+from fewsound_sb.dataio import read_audio, write_audio
+from fewsound_sb.fitting import (
+    FitClip,
+    INRFitter,
+    describe_target,
+    initial_weights,
+    load_fitted,
+    prepare_clips,
+)
+from fewsound_sb.losses import FewSoundLoss
+from fewsound_sb.nnet.inr import KAN, NeRF, build_inr, time_grid
+
+N = 256
+TINY_KAN = functools.partial(KAN, encoding_length=2, hidden_sizes=(4,), grid_size=3)
+
+
+def tiny_loss():
+    return FewSoundLoss(
+        sample_rate=8000, fft_sizes=(64, 32), hop_sizes=(16, 8), win_lengths=(64, 32),
+        n_mels=8, reduction="none",
+    )
+
+
+def make_fitter(n_steps=12, save_every=0, target=TINY_KAN, loss=None, lr=1e-2):
+    return INRFitter(target, loss or tiny_loss(), lr=lr, n_steps=n_steps,
+                     save_every=save_every, seed=7, progress=False)
+
+
+def signals(batch=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.linspace(0, 1, N)
+    freqs = torch.randint(2, 20, (batch, 1), generator=g)
+    return torch.sin(2 * math.pi * freqs * t) * 0.8 + 0.1 * torch.randn(batch, N, generator=g)
+
+
+def test_batched_equals_sequential():
+    wavs = signals()
+    seeds = [7, 8, 9, 10]
+    together = make_fitter().fit_batch(wavs, seeds)
+    for i in range(4):
+        alone = make_fitter().fit_batch(wavs[i: i + 1], seeds[i: i + 1])
+        torch.testing.assert_close(together.weights[i], alone.weights[0], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(torch.tensor(together.history[i]),
+                                   torch.tensor(alone.history[0]), rtol=1e-4, atol=1e-6)
+    # and the fit did something
+    assert all(h[-1] < h[0] for h in together.history)
+
+
+def test_initial_weights_depend_on_seed_only():
+    w = initial_weights(TINY_KAN, [3, 4, 3])
+    assert torch.equal(w[0], w[2]) and not torch.equal(w[0], w[1])
+    state = torch.get_rng_state()
+    initial_weights(TINY_KAN, [5])
+    assert torch.equal(state, torch.get_rng_state())  # global RNG untouched
+
+
+class NaNForClip(torch.nn.Module):
+    """Per-clip loss that becomes NaN for one clip from a given call on."""
+
+    def __init__(self, clip, from_call):
+        super().__init__()
+        self.base, self.clip, self.from_call, self.calls = tiny_loss(), clip, from_call, 0
+
+    def forward(self, x, x_hat):
+        self.calls += 1
+        losses = self.base(x, x_hat)
+        if self.calls >= self.from_call:
+            poison = torch.zeros_like(losses)
+            poison[self.clip] = float("nan")
+            losses = losses + poison
+        return losses
+
+
+def test_nan_clip_stops_alone():
+    wavs = signals(3)
+    result = make_fitter(loss=NaNForClip(clip=1, from_call=4)).fit_batch(wavs, [7, 8, 9])
+    assert result.status == ["ok", "failed", "ok"]
+    assert "step 4" in result.messages[1]
+    assert len(result.history[1]) == 4 and math.isnan(result.history[1][-1])
+    assert len(result.history[0]) == 12
+    # the failed clip's weights are frozen from its failing step on ...
+    partial = make_fitter(n_steps=3).fit_batch(wavs, [7, 8, 9])
+    torch.testing.assert_close(result.weights[1], partial.weights[1])
+    # ... and the others are unaffected by it
+    clean = make_fitter().fit_batch(wavs, [7, 8, 9])
+    torch.testing.assert_close(result.weights[0], clean.weights[0])
+    torch.testing.assert_close(result.weights[2], clean.weights[2])
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_continues_from_saved_step(tmp_path):
+    wavs, seeds = signals(2), [7, 8]
+    state = str(tmp_path / "state.pt")
+    full = make_fitter(n_steps=10).fit_batch(wavs, seeds)
+
+    def stop_at_7(step, _):
+        if step == 7:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        make_fitter(n_steps=10, save_every=3).fit_batch(wavs, seeds, state_path=state,
+                                                       callback=stop_at_7)
+    assert torch.load(state, weights_only=False)["step"] == 6
+    steps_seen = []
+    resumed = make_fitter(n_steps=10, save_every=3).fit_batch(
+        wavs, seeds, state_path=state, callback=lambda step, _: steps_seen.append(step))
+    assert steps_seen == [7, 8, 9, 10]  # continued, not from zero
+    assert resumed.steps == 10 and len(resumed.history[0]) == 10
+    torch.testing.assert_close(resumed.weights, full.weights, rtol=0, atol=0)
+    assert resumed.history == full.history
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    state = str(tmp_path / "state.pt")
+    make_fitter(n_steps=2, save_every=1).fit_batch(signals(1), [7], state_path=state)
+    with pytest.raises(ValueError, match="other settings"):
+        make_fitter(n_steps=4, lr=5e-2).fit_batch(signals(1), [7], state_path=state)
+
+
+def test_keyboard_interrupt_saves_state(tmp_path):
+    state = str(tmp_path / "state.pt")
+
+    def ctrl_c(step, _):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make_fitter(n_steps=5, save_every=100).fit_batch(signals(1), [7], state_path=state,
+                                                         callback=ctrl_c)
+    assert torch.load(state, weights_only=False)["step"] == 2
+
+
+def test_loss_must_be_per_clip():
+    fitter = INRFitter(TINY_KAN, FewSoundLoss(lambda_f=0.0), lr=1e-2, n_steps=1, progress=False)
+    with pytest.raises(ValueError, match="reduction: none"):
+        fitter.fit_batch(signals(2), [0, 1])
+
+
+def test_target_must_be_a_factory():
+    with pytest.raises(TypeError, match="!name:"):
+        describe_target(KAN(encoding_length=2, hidden_sizes=(4,), grid_size=3))
+    assert describe_target(NeRF) == ("nerf", {})
+
+
+def test_run_writes_outputs_and_skips_finished(tmp_path):
+    folder = str(tmp_path / "out")
+    wavs = signals(3)
+    clips = [FitClip(f"c{i}", f"c{i}.wav", wavs[i], N) for i in range(3)]
+    clips.append(FitClip("bad", "bad.wav", error="Cannot read audio file 'bad.wav': corrupt"))
+    fitter = make_fitter(n_steps=5)
+    metrics = ("mse", "psnr", "lsd", "si_snr")
+    rows, summary = fitter.run(clips, folder, batch_clips=2, sample_rate=8000, n_figures=1,
+                               metrics=metrics)
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "unreadable"]
+    assert set(summary) == set(metrics)
+    with open(os.path.join(folder, "results.csv"), newline="") as fin:
+        table = list(csv.DictReader(fin))
+    assert [r["id"] for r in table] == ["c0", "c1", "c2", "bad"]
+    assert float(table[0]["psnr"]) > 0 and table[0]["steps"] == "5"
+    summary_md = open(os.path.join(folder, "summary.md"), encoding="utf-8").read()
+    assert "PSNR" in summary_md and "140 parameters" in summary_md and "bad" in summary_md
+    assert os.path.isfile(os.path.join(folder, "figures", "c0.png"))
+    assert not os.path.exists(os.path.join(folder, "figures", "c1.png"))
+    assert os.path.getsize(os.path.join(folder, "loss_curve.png")) > 0
+    assert read_audio(os.path.join(folder, "wavs", "c2.wav"), sample_rate=None).shape == (N,)
+    assert not os.listdir(os.path.join(folder, "state"))
+    # rerun: nothing is refitted
+    mtime = os.path.getmtime(os.path.join(folder, "weights", "c0.pt"))
+    rows_again, _ = make_fitter(n_steps=5).run(clips, folder, batch_clips=2, sample_rate=8000,
+                                               metrics=metrics)
+    assert os.path.getmtime(os.path.join(folder, "weights", "c0.pt")) == mtime
+    assert rows_again[0]["psnr"] == rows[0]["psnr"]
+
+
+def test_load_fitted_round_trip(tmp_path):
+    folder = str(tmp_path / "out")
+    wav = signals(1)[0]
+    rows, _ = make_fitter(n_steps=3).run([FitClip("a", "a.wav", wav, N)], folder,
+                                         sample_rate=8000, metrics=("mse",))
+    net = load_fitted(os.path.join(folder, "weights", "a.pt"))
+    info = torch.load(os.path.join(folder, "weights", "a.pt"), weights_only=True)
+    assert info["inr"] == "kan" and info["num_samples"] == N
+    with torch.no_grad():
+        again = net(time_grid(N)).squeeze(-1)
+    saved = read_audio(os.path.join(folder, "wavs", "a.wav"), sample_rate=None)
+    assert torch.allclose(again.clamp(-1, 1), saved, atol=1e-4)  # PCM16 quantisation
+    assert float(((again - wav) ** 2).mean()) == pytest.approx(rows[0]["mse"], rel=1e-4)
+
+
+def test_load_fitted_keeps_unseeded_rff_frequencies(tmp_path):
+    from fewsound_sb.fitting import save_fitted
+
+    net = build_inr("rff", num_features=8, hidden_sizes=(8,), seed=None)
+    path = str(tmp_path / "rff.pt")
+    save_fitted(path, "rff", {"num_features": 8, "hidden_sizes": [8], "seed": None},
+                net.flat_weights(), 8000, 64, buffers=dict(net.named_buffers()))
+    torch.testing.assert_close(load_fitted(path)(time_grid(64)), net(time_grid(64)))
+
+
+def test_prepare_clips_pads_crops_and_reports(tmp_path):
+    long_path = str(tmp_path / "long.wav")
+    short_path = str(tmp_path / "short.flac")
+    write_audio(long_path, 0.3 * torch.randn(2, 5000).clamp(-1, 1), 16000)
+    write_audio(short_path, 0.3 * torch.ones(300), 8000)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really a wav")
+    clips = prepare_clips([("long", long_path), ("short", short_path), ("bad", str(bad))],
+                          sample_rate=8000, crop_length=1000, crop="start")
+    assert [c.id for c in clips] == ["long", "short", "bad"]
+    assert clips[0].num_valid == 1000 and clips[0].wav.abs().max() == pytest.approx(1.0)
+    assert clips[1].num_valid == 300 and "padded" in clips[1].note
+    assert clips[2].wav is None and "bad.wav" in clips[2].error
+    random_a = prepare_clips([("long", long_path)], 8000, 1000, crop="random", seed=3)[0]
+    random_b = prepare_clips([("long", long_path)], 8000, 1000, crop="random", seed=3)[0]
+    assert torch.equal(random_a.wav, random_b.wav)
