@@ -13,6 +13,8 @@ from bench.common import interleaved_medians
 from fewsound_sb.nnet.inr import time_grid
 
 IMPL_ORDER = ("ours", "ours-unfused", "cox-de-boor", "flashkan", "inkan", "pykan", "siren")
+# With ours-compiled (opt-in torch.compile path; run_all adds it unless --no-compiled).
+IMPL_ORDER_COMPILED = ("ours", "ours-compiled", *IMPL_ORDER[1:])
 
 
 def implementations_for(spline_order, include=IMPL_ORDER):
@@ -50,12 +52,13 @@ def build_all(spline_order, names, device, peer_compile=True, seed=0, weight_sca
     return modules
 
 
-def check_outputs(spline_order, points, device="cpu", names=None, peer_compile=False, weight_scale=3.0):
+def check_outputs(spline_order, points, device="cpu", names=None, peer_compile=False, weight_scale=3.0,
+                  include=IMPL_ORDER):
     """Max |output - ours| of every KAN implementation on the same weights and inputs.
 
     Returns ``{name: {"max_abs_diff", "max_abs_ours", "shape", "finite"}}``.
     """
-    names = names or implementations_for(spline_order)[0]
+    names = names or implementations_for(spline_order, include)[0]
     modules = build_all(spline_order, names, device, peer_compile=peer_compile, weight_scale=weight_scale)
     t = time_grid(points, device=device)
     with torch.no_grad():

@@ -9,6 +9,9 @@ that the benchmark also checks they compute the same function:
 * ``ours`` — ``build_inr("kan")``: closed-form uniform-grid basis (k + 1 local
   pieces), fused SiLU + basis feature tensor, hand-written backward, one GEMM
   per layer.
+* ``ours-compiled`` — ``build_inr("kan", compile=True)``: the same fused layer
+  with the opt-in ``torch.compile``'d dense feature and input-gradient kernels
+  (``kan_layer(..., compiled=True)``); the first call per shape compiles.
 * ``ours-unfused`` — the previous ``kan_layer`` (before the bench work):
   :func:`fewsound_sb.nnet.kan.kan_features` (same closed-form basis and
   hand-written backward) followed by an autograd ``matmul``; kept to show what
@@ -181,6 +184,17 @@ def unfused_from(ours):
     return net
 
 
+def compiled_from(ours):
+    """Ours with ``compile=True`` (torch.compile'd feature kernels), same weights and config."""
+    net = KAN(
+        encoding_length=ours.encoding.length, hidden_sizes=ours.sizes[1:-1], grid_size=ours.grid_size,
+        spline_order=ours.spline_order, grid_range=ours.grid_range, enable_scale_spline=ours.enable_scale_spline,
+        compile=True,
+    )
+    net.load_state_dict(ours.state_dict())
+    return net
+
+
 def cox_de_boor_from(ours):
     """A :class:`CoxDeBoorKAN` INR with the weights (and config) of ``ours``."""
     layers = []
@@ -256,6 +270,7 @@ def pykan_from(ours):
 
 IMPLEMENTATION_NOTES = {
     "ours": "fewsound_sb KAN: closed-form local basis, fused features, custom backward",
+    "ours-compiled": "ours with compile=True: torch.compile'd dense feature / input-grad kernels, same GEMMs",
     "ours-unfused": "previous kan_layer: kan_features (closed form, custom backward) + autograd matmul",
     "cox-de-boor": "efficient-kan formulation (Cox-de Boor over all knots, autograd backward)",
     "flashkan": "flashkan.KANLayer (truncated-power basis, torch.compile), scaler folded in",
@@ -268,11 +283,13 @@ IMPLEMENTATION_NOTES = {
 def build(name, ours, peer_compile=True):
     """Build implementation ``name`` holding the weights of ``ours`` (a KAN INR).
 
-    Returns the module; ``name`` is one of ``ours``, ``ours-unfused``, ``cox-de-boor``,
+    Returns the module; ``name`` is one of ``ours``, ``ours-compiled``, ``ours-unfused``, ``cox-de-boor``,
     ``flashkan``, ``inkan``, ``pykan``, ``siren`` (the SIREN has its own weights).
     """
     if name == "ours":
         return ours
+    if name == "ours-compiled":
+        return compiled_from(ours)
     if name == "ours-unfused":
         return unfused_from(ours)
     if name == "cox-de-boor":

@@ -39,6 +39,8 @@ def parse_args(argv=None):
     parser.add_argument("--no-memory", action="store_true", help="skip the per-implementation memory probes")
     parser.add_argument("--no-peer-compile", action="store_true",
                         help="run flashkan/inkan with their eager basis instead of torch.compile")
+    parser.add_argument("--no-compiled", action="store_true",
+                        help="leave out the ours-compiled row (KAN(compile=True), torch.compile'd kernels)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["kan", "fit", "fewsound"])
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes for a smoke test: 256 points, 1 repeat, B=1,2, tiny FewSound, no memory")
@@ -49,6 +51,7 @@ def parse_args(argv=None):
         args.fit_batches = [1, 2]
         args.no_memory = True
         args.no_peer_compile = True
+        args.no_compiled = True
     return args
 
 
@@ -63,14 +66,16 @@ def run(args):
     started = time.time()
     results = {"machine": machine_info(args.device), "args": vars(args), "kan": {}, "checks": {}}
     if "kan" not in args.skip:
+        include = bench_kan.IMPL_ORDER if args.no_compiled else bench_kan.IMPL_ORDER_COMPILED
         for order in args.orders:
             results["checks"][str(order)] = bench_kan.check_outputs(
-                order, min(args.points, 4096), args.device, peer_compile=not args.no_peer_compile
+                order, min(args.points, 4096), args.device, peer_compile=not args.no_peer_compile,
+                include=include,
             )
             res = bench_kan.run(
                 order, args.points, args.repeats, args.warmup, args.device,
                 peer_compile=not args.no_peer_compile, pykan_repeats=args.pykan_repeats,
-                pykan_points=args.pykan_points or None,
+                pykan_points=args.pykan_points or None, include=include,
             )
             if not args.no_memory:
                 for name, row in res["rows"].items():

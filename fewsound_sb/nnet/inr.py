@@ -472,6 +472,10 @@ class KAN(FunctionalINR):
         Keep the separate per-edge spline scaler (paper Table 17).
     scale_noise, scale_base, scale_spline : float
         Initialisation scales (efficient-kan's).
+    compile : bool
+        torch.compile the KAN layers; first call compiles, needs a C++
+        compiler on CPU (``kan_layer(..., compiled=True)``; orders k >= 2,
+        ignored otherwise). Off by default.
 
     Example
     -------
@@ -493,9 +497,11 @@ class KAN(FunctionalINR):
         scale_noise=0.1,
         scale_base=1.0,
         scale_spline=1.0,
+        compile=False,
     ):
         super().__init__()
         self.encoding = PositionalEncoding(encoding_length)
+        self.compile = bool(compile)
         self.grid_size = grid_size
         self.spline_order = spline_order
         self.grid_range = tuple(grid_range)
@@ -524,7 +530,9 @@ class KAN(FunctionalINR):
                 params[f"base_weight{i}"], params[f"spline_weight{i}"],
                 params.get(f"spline_scaler{i}"),
             )  # [B, out, in, 1+G+k]
-            x = kan_layer(x, weight, self.grid_size, self.spline_order, self.grid_range)
+            x = kan_layer(
+                x, weight, self.grid_size, self.spline_order, self.grid_range, compiled=self.compile
+            )
         return x
 
 

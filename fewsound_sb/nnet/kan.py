@@ -30,6 +30,15 @@ one gather. On CPU the large buffers of a layer (features, their gradient, slot
 indices) come from a small free list instead of fresh allocations: first-touch
 page faults cost more than the work itself there (``clear_kan_workspace``
 empties it). See ``bench/README.md`` for the measurements.
+
+``kan_layer(..., compiled=True)`` (``KAN(compile=True)``) is an opt-in variant
+(``_KANLayerCompiled``): the same fused structure, but the features are laid
+out basis-major (``[..., 1 + G + k, in]``, no padding slots) and written by a
+``torch.compile``'d dense kernel that selects each basis from the k + 1 local
+pieces with ``where`` (Inductor turns it into one loop vectorised over the
+inputs: no zero-fill, scatter or gather), and the input gradient is a
+compiled dense reduction. It needs a working ``torch.compile`` (a C++
+compiler on CPU) and compiles once per layer shape.
 """
 
 import math
@@ -472,7 +481,149 @@ class _KANLayer(torch.autograd.Function):
         return grad_x, grad_w, None, None, None
 
 
-def kan_layer(x, weight, grid_size=10, spline_order=2, grid_range=(-1.0, 1.0)):
+# ---------------------------------------------------------------------------
+# Opt-in compiled layer (torch.compile'd dense feature kernels), k >= 2
+# ---------------------------------------------------------------------------
+def _dense_select(f, cell, grid_size, spline_order, pieces):
+    """``[..., G + k, in]``: basis j of each input takes piece ``k - (cell - j)``, else 0.
+
+    Basis-major (the input index innermost) so that compiled loops vectorise
+    over the inputs.
+    """
+    j = torch.arange(grid_size + spline_order, device=f.device, dtype=f.dtype).unsqueeze(-1)
+    d = cell.unsqueeze(-2) - j
+    out = torch.zeros_like(d)
+    for r, piece in enumerate(pieces):
+        out = torch.where(d == float(spline_order - r), piece.unsqueeze(-2), out)
+    return out
+
+
+def _dense_position(x, grid_size, spline_order, grid_range):
+    """(cell, f) of the clamped knot position (as in ``_KANLayer``; k >= 2)."""
+    k = spline_order
+    lo, hi = grid_range
+    h = (hi - lo) / grid_size
+    u = torch.clamp(x * (1.0 / h) + (k - lo / h), 0.0, float(grid_size + 2 * k))
+    cell = torch.clamp(torch.floor(u), max=float(grid_size + 2 * k - 1))
+    return cell, u - cell
+
+
+def _dense_features_into(out, x, grid_size, spline_order, grid_range):
+    """Features of ``x`` ``[..., in]`` stored into ``out`` ``[..., 1 + G + k, in]`` (SiLU row first).
+
+    Compiled, this is one fused loop writing the buffer (no zero-fill, scatter
+    or temporary).
+    """
+    cell, f = _dense_position(x, grid_size, spline_order, grid_range)
+    out[..., 0, :].copy_(torch.nn.functional.silu(x))
+    out[..., 1:, :].copy_(_dense_select(f, cell, grid_size, spline_order, _piece_values(f, spline_order)))
+
+
+def _dense_grad_x(x, grad_feats, grid_size, spline_order, grid_range):
+    """dL/dx ``[..., in]`` from dL/dfeatures ``[..., 1 + G + k, in]`` (a dense reduction over the bases)."""
+    cell, f = _dense_position(x, grid_size, spline_order, grid_range)
+    derivs = _dense_select(f, cell, grid_size, spline_order, _piece_derivatives(f, spline_order))
+    sig = torch.sigmoid(x)
+    grad_x = grad_feats[..., 0, :] * (sig * (1 + x * (1 - sig)))
+    inv_h = grid_size / (grid_range[1] - grid_range[0])
+    return grad_x + (grad_feats[..., 1:, :] * derivs).sum(-2) * inv_h
+
+
+class _KANLayerCompiled(torch.autograd.Function):
+    """:func:`kan_layer` with ``compiled=True``: compiled feature and input-gradient kernels.
+
+    Same structure as ``_KANLayer`` (features and GEMM in one function, one GEMM
+    each for output, weight gradient and feature gradient, CPU buffers from the
+    workspace), but the features are laid out basis-major, ``[..., 1 + G + k, in]``
+    (no padding slots), and written by a ``torch.compile``'d dense kernel
+    (:func:`_dense_features_into`); the input gradient is a compiled dense
+    reduction (:func:`_dense_grad_x`) instead of a gather.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, grid_size, spline_order, grid_range):
+        batch, out_features, in_features, width = weight.shape
+        bx, n_points = x.shape[0], x.shape[1]
+        n_feat = in_features * width
+        wf = weight.transpose(-1, -2).reshape(batch, out_features, n_feat)  # basis-major
+        feats = _WORKSPACE.acquire((bx, n_points, width, in_features), x)
+        _compiled(_dense_features_into)(feats, x, grid_size, spline_order, grid_range)
+        flat = feats.view(bx, n_points, n_feat)
+        if bx == 1 and batch > 1:
+            y = torch.mm(flat[0], wf.view(batch * out_features, n_feat).t())
+            y = y.view(n_points, batch, out_features).transpose(0, 1)
+        else:
+            y = torch.bmm(flat, wf.transpose(1, 2))
+        if not (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
+            _WORKSPACE.release(feats)
+            return y
+        ctx.config = (grid_size, spline_order, grid_range)
+        ctx.feats = feats
+        ctx.save_for_backward(x, wf)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, wf = ctx.saved_tensors
+        grid_size, spline_order, grid_range = ctx.config
+        batch, out_features, n_feat = wf.shape
+        bx, n_points, in_features = x.shape
+        width = n_feat // in_features
+        feats = ctx.feats
+        if feats is None:  # a second backward (retain_graph): rebuild the features
+            feats = x.new_empty(bx, n_points, width, in_features)
+            _dense_features_into(feats, x, grid_size, spline_order, grid_range)
+        flat = feats.view(bx, n_points, n_feat)
+        shared = bx == 1 and batch > 1
+        if shared:
+            gy = grad_y.transpose(0, 1).reshape(n_points, batch * out_features)
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[1]:
+            gw = torch.mm(gy.t(), flat[0]) if shared else torch.bmm(grad_y.transpose(1, 2), flat)
+            grad_w = gw.view(batch, out_features, width, in_features).transpose(-1, -2)
+        if ctx.feats is not None:
+            ctx.feats = None
+            _WORKSPACE.release(feats)
+        if ctx.needs_input_grad[0]:
+            gf = _WORKSPACE.acquire((bx, n_points, width, in_features), x)
+            if shared:
+                torch.mm(gy, wf.view(batch * out_features, n_feat), out=gf.view(n_points, n_feat))
+            else:
+                torch.bmm(grad_y, wf, out=gf.view(bx, n_points, n_feat))
+            grad_x = _compiled(_dense_grad_x)(x, gf, grid_size, spline_order, grid_range)
+            _WORKSPACE.release(gf)
+        return grad_x, grad_w, None, None, None
+
+
+# Each input shape and order is a separate specialisation (dynamic=False: static
+# shapes vectorise best); dynamo's default recompile limit (8 per function) is
+# too small for the layers of a few networks.
+_RECOMPILE_LIMIT = 64
+_COMPILED = {}
+
+
+def compile_available():
+    """Whether this torch has ``torch.compile`` (on CPU it still needs a C++ compiler at run time).
+
+    Example
+    -------
+    >>> compile_available()
+    True
+    """
+    return hasattr(torch, "compile") and hasattr(torch, "_dynamo")
+
+
+def _compiled(fn):
+    """``torch.compile(fn)`` (static shapes), built once, with a larger recompile limit."""
+    if fn not in _COMPILED:
+        compiled = torch.compile(fn, dynamic=False)
+        _COMPILED[fn] = torch._dynamo.config.patch(
+            recompile_limit=max(_RECOMPILE_LIMIT, torch._dynamo.config.recompile_limit)
+        )(compiled)
+    return _COMPILED[fn]
+
+
+def kan_layer(x, weight, grid_size=10, spline_order=2, grid_range=(-1.0, 1.0), compiled=False):
     """Apply a KAN layer with one weight set per batch item.
 
     Arguments
@@ -484,6 +635,12 @@ def kan_layer(x, weight, grid_size=10, spline_order=2, grid_range=(-1.0, 1.0)):
         Combined weights ``[B, out, in, 1 + G + k]`` (see :func:`combine_weights`).
     grid_size, spline_order, grid_range
         As in :func:`kan_features`.
+    compiled : bool
+        Opt-in: for k >= 2, build the features and the input gradient with
+        ``torch.compile``'d dense kernels (``_KANLayerCompiled``) instead of
+        the scatter/gather of ``_KANLayer``. The first call per shape compiles
+        (~10-30 s on CPU, which needs a C++ compiler); same outputs and
+        gradients up to float rounding. Ignored for k < 2.
 
     Returns
     -------
@@ -508,6 +665,9 @@ def kan_layer(x, weight, grid_size=10, spline_order=2, grid_range=(-1.0, 1.0)):
             f"weight has {width} coefficients per edge, expected 1 + G + k = "
             f"{1 + grid_size + spline_order}"
         )
+    if compiled and spline_order >= _FAST_MIN_ORDER:
+        grid_range = tuple(float(v) for v in grid_range)
+        return _KANLayerCompiled.apply(x, weight, int(grid_size), int(spline_order), grid_range)
     if spline_order >= _FAST_MIN_ORDER:
         return _KANLayer.apply(x, weight, int(grid_size), int(spline_order), tuple(grid_range))
     feats = kan_features(x, grid_size, spline_order, grid_range)  # [Bx, N, in, 1+G+k]

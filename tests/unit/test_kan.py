@@ -6,6 +6,7 @@ import torch
 from fewsound_sb.nnet.kan import (
     KANLayer,
     bspline_basis,
+    compile_available,
     combine_weights,
     kan_features,
     kan_layer,
@@ -97,3 +98,44 @@ def test_kan_layer_module_learns():
         opt.step()
         first = first if first is not None else loss.item()
     assert loss.item() < 0.01 * first
+
+
+@pytest.mark.skipif(not compile_available(), reason="torch.compile is not available in this torch build")
+@pytest.mark.parametrize("order", [2, 3])
+@pytest.mark.parametrize("bx,batch", [(1, 1), (1, 3), (3, 3)])
+def test_compiled_layer_matches_default(order, bx, batch):
+    """kan_layer(compiled=True) gives the default path's outputs and gradients (inside and beyond the grid)."""
+    torch.manual_seed(0)
+    x = (torch.rand(bx, 37, 5) * 3 - 1.5).requires_grad_()
+    w = torch.randn(batch, 4, 5, 1 + 6 + order).requires_grad_()
+    outs = []
+    for compiled in (False, True):
+        try:
+            y = kan_layer(x, w, grid_size=6, spline_order=order, compiled=compiled)
+        except Exception as exc:  # no C++ compiler / backend for Inductor here
+            if compiled:
+                pytest.skip(f"torch.compile failed on this machine: {type(exc).__name__}: {exc}")
+            raise
+        outs.append((y, *torch.autograd.grad((y ** 2).sum(), (x, w))))
+    for ref, got in zip(*outs):
+        assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5 * max(1.0, float(ref.abs().max())))
+    with torch.no_grad():  # inference path (no saved features)
+        y = kan_layer(x, w, grid_size=6, spline_order=order, compiled=True)
+    assert torch.allclose(y, outs[0][0], atol=1e-5 * max(1.0, float(outs[0][0].abs().max())))
+
+
+@pytest.mark.skipif(not compile_available(), reason="torch.compile is not available in this torch build")
+def test_kan_inr_compile_flag():
+    """KAN(compile=True) is the same network as KAN() (tiny sizes)."""
+    from fewsound_sb.nnet.inr import KAN
+
+    torch.manual_seed(0)
+    ref = KAN(encoding_length=2, hidden_sizes=(4,), grid_size=3, spline_order=3)
+    net = KAN(encoding_length=2, hidden_sizes=(4,), grid_size=3, spline_order=3, compile=True)
+    net.load_state_dict(ref.state_dict())
+    t = torch.rand(16, 1)
+    try:
+        out = net(t)
+    except Exception as exc:
+        pytest.skip(f"torch.compile failed on this machine: {type(exc).__name__}: {exc}")
+    assert torch.allclose(out, ref(t), atol=1e-5)
