@@ -284,19 +284,25 @@ class FrameFeatures(torch.nn.Module):
         return len(self.features)
 
     @torch.no_grad()
-    def forward(self, wavs):
-        """Maps waveforms ``[B, T]`` to features ``[B, T // hop_length + 1, E]``."""
+    def forward(self, wavs, power=None):
+        """Maps waveforms ``[B, T]`` to features ``[B, T // hop_length + 1, E]``.
+
+        ``power`` is an optional precomputed power spectrogram
+        ``[B, n_fft // 2 + 1, frames]`` (same n_fft, hop and window), so a caller
+        that already has the STFT does not compute it twice.
+        """
         computed = {}
         if "loudness" in self.features:
-            spec = torch.stft(
-                wavs,
-                self.n_fft,
-                hop_length=self.hop_length,
-                window=self.window,
-                center=True,
-                return_complex=True,
-            )
-            power = spec.abs() ** 2  # [B, n_fft // 2 + 1, frames]
+            if power is None:
+                spec = torch.stft(
+                    wavs,
+                    self.n_fft,
+                    hop_length=self.hop_length,
+                    window=self.window,
+                    center=True,
+                    return_complex=True,
+                )
+                power = spec.abs() ** 2  # [B, n_fft // 2 + 1, frames]
             computed["loudness"] = a_weighted_loudness(power, self.sample_rate)
         if "pitch" in self.features or "periodicity" in self.features:
             f0, periodicity = yin_pitch(

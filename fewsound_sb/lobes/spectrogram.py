@@ -220,10 +220,11 @@ class SpectrogramEncoder(torch.nn.Module):
             center=True,
             return_complex=True,
         )
-        log_spec = 10.0 * torch.log10(spec.abs() ** 2 + self.amin)  # [B, F, N]
+        power = spec.abs() ** 2  # [B, F, N]
+        log_spec = 10.0 * torch.log10(power + self.amin)
         x = self.convs(self.glu(log_spec))  # [B, hidden, N]
         x = self.mlp(x.transpose(1, 2))  # [B, N, hidden]
-        x = torch.cat([x, self.extras(wavs)], dim=-1)  # [B, N, hidden + E]
+        x = torch.cat([x, self.extras(wavs, power=power.detach())], dim=-1)  # [B, N, hidden + E]
         x = self.joint_norm(x.transpose(1, 2)).transpose(1, 2)
         _, last = self.gru(self.project(x))  # [1, B, output_dim]
         return last[-1]
