@@ -4,6 +4,7 @@ No timing is asserted here: benchmarks are not tests.
 """
 
 import json
+from pathlib import Path
 import re
 
 import pytest
@@ -84,3 +85,19 @@ def test_memory_probe_runs_in_process():
     assert result["peak_mib"] >= 0 and "RSS" in result["method"]
     result = memory_probe.main(["--fit-batch", "2", "--points", "256", "--steps", "1"])
     assert result["peak_mib"] >= 0
+
+
+def test_compare_heads_runs_and_reports_both_models(tmp_path):
+    """bench/compare_heads.py trains both heads a few steps and writes one table with both rows."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "compare_heads.py"
+    spec = importlib.util.spec_from_file_location("compare_heads", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "heads.md"
+    module.main(["--steps", "2", "--clips", "2", "--crop", "2048", "--hidden", "16", "--output", str(out)])
+    text = out.read_text()
+    assert "| FewSound-KAN |" in text and "| HyperSound-KAN |" in text
+    assert text.count("| Model |") == 1
+    assert "loss" in text and "→" in text
