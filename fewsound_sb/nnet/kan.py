@@ -402,6 +402,21 @@ def _pad_weight(weight, grid_size, spline_order):
     return wz
 
 
+def _weight_gemm_grad(grad_y, gy, flat, shared):
+    """Gradient of the combined weight: ``[B, out, F]`` from the layer's features ``flat``."""
+    return torch.mm(gy.t(), flat[0]) if shared else torch.bmm(grad_y.transpose(1, 2), flat)
+
+
+def _feature_gemm_grad(grad_y, gy, weight, shared, out, n_points, n_feat):
+    """Gradient of the features, written into ``out`` (``weight``: ``[B, out, F]``)."""
+    if shared:
+        batch_out = weight.shape[0] * weight.shape[1]
+        torch.mm(gy, weight.reshape(batch_out, n_feat), out=out.view(n_points, n_feat))
+    else:
+        torch.bmm(grad_y, weight, out=out.view(grad_y.shape[0], n_points, n_feat))
+    return out
+
+
 class _KANLayer(torch.autograd.Function):
     """Features and GEMM of :func:`kan_layer` in one function, k >= 2.
 
@@ -452,10 +467,7 @@ class _KANLayer(torch.autograd.Function):
             gy = grad_y.transpose(0, 1).reshape(n_points, batch * out_features)  # [N, B*out]
         grad_x = grad_w = None
         if ctx.needs_input_grad[1]:
-            if shared:
-                gwz = torch.mm(gy.t(), flat[0])
-            else:
-                gwz = torch.bmm(grad_y.transpose(1, 2), flat)
+            gwz = _weight_gemm_grad(grad_y, gy if shared else None, flat, shared)
             gwz = gwz.view(batch, out_features, in_features, padded)
             grad_w = torch.cat([gwz[..., n_bases + 2:], gwz[..., 1: n_bases + 1]], dim=-1)
         if ctx.feats is not None:
@@ -463,10 +475,7 @@ class _KANLayer(torch.autograd.Function):
             _WORKSPACE.release(feats)
         if ctx.needs_input_grad[0]:
             grad_feats = _WORKSPACE.acquire((bx, n_points, in_features, padded), x)
-            if shared:
-                torch.mm(gy, wz.view(batch * out_features, n_feat), out=grad_feats.view(n_points, n_feat))
-            else:
-                torch.bmm(grad_y, wz, out=grad_feats.view(bx, n_points, n_feat))
+            _feature_gemm_grad(grad_y, gy if shared else None, wz, shared, grad_feats, n_points, n_feat)
             cell, f = _cell_and_offset(u, grid_size, spline_order)
             slots = _slots(cell, grid_size, spline_order)
             used = _WORKSPACE.acquire(slots.shape, x)  # [k+2, ..., in]: the gradient at each slot
@@ -579,17 +588,14 @@ class _KANLayerCompiled(torch.autograd.Function):
             gy = grad_y.transpose(0, 1).reshape(n_points, batch * out_features)
         grad_x = grad_w = None
         if ctx.needs_input_grad[1]:
-            gw = torch.mm(gy.t(), flat[0]) if shared else torch.bmm(grad_y.transpose(1, 2), flat)
+            gw = _weight_gemm_grad(grad_y, gy if shared else None, flat, shared)
             grad_w = gw.view(batch, out_features, width, in_features).transpose(-1, -2)
         if ctx.feats is not None:
             ctx.feats = None
             _WORKSPACE.release(feats)
         if ctx.needs_input_grad[0]:
             gf = _WORKSPACE.acquire((bx, n_points, width, in_features), x)
-            if shared:
-                torch.mm(gy, wf.view(batch * out_features, n_feat), out=gf.view(n_points, n_feat))
-            else:
-                torch.bmm(grad_y, wf, out=gf.view(bx, n_points, n_feat))
+            _feature_gemm_grad(grad_y, gy if shared else None, wf, shared, gf, n_points, n_feat)
             grad_x = _compiled(_dense_grad_x)(x, gf, grid_size, spline_order, grid_range)
             _WORKSPACE.release(gf)
         return grad_x, grad_w, None, None, None
