@@ -253,15 +253,21 @@ class FewSoundBrain(sb.Brain):
         encoder = _unwrap(self.modules.encoder)
         head = _unwrap(self.modules.head)
         target = self.hparams.target
-        counts = {"E (encoder)": count_parameters(encoder)}
+        # per module: trainable and frozen (e.g. a Whisper backbone under LoRA)
+        modules = {"E (encoder)": encoder}
         if hasattr(head, "weight_encoder"):
-            counts["G (universal weight encoder)"] = count_parameters(head.weight_encoder)
-        counts["H (hypernetwork)"] = count_parameters(head.hypernet)
+            modules["G (universal weight encoder)"] = head.weight_encoder
+        modules["H (hypernetwork)"] = head.hypernet
+        for name, module in modules.items():
+            total = sum(p.numel() for p in module.parameters())
+            trainable = count_parameters(module)
+            logger.info(
+                "Parameters of %s: %s trainable, %s frozen",
+                name, f"{trainable:,}", f"{total - trainable:,}",
+            )
         if hasattr(head, "theta"):
-            counts["theta (universal weights)"] = head.theta.numel()
-        counts["target INR P"] = int(target.num_params)
-        for name, count in counts.items():
-            logger.info("Parameters of %s: %s", name, f"{count:,}")
+            logger.info("Parameters of theta (universal weights): %s", f"{head.theta.numel():,}")
+        logger.info("Parameters of target INR P: %s", f"{int(target.num_params):,}")
         logger.info(
             "Trainable parameters in total: %s",
             f"{count_parameters(self.modules):,}",

@@ -5,6 +5,8 @@ encoder lives in its own module:
 
 - ``SoundStreamEncoder`` (``soundstream.py``): the FewSound default, causal convs.
 - ``SpectrogramEncoder`` (``spectrogram.py``): VoiceBlock-style, spectrogram + GRU.
+- ``SNACEncoder`` (``snac.py``): the SNAC codec's encoder + projection, from scratch.
+- ``WhisperLoRAEncoder`` (``whisper.py``): frozen local Whisper encoder + LoRA + pooling.
 
 Example
 -------
@@ -16,6 +18,8 @@ torch.Size([1, 224])
 import torch  # noqa: F401 (used by the module doctest)
 
 from fewsound_sb.lobes.soundstream import SoundStreamEncoder
+from fewsound_sb.lobes.snac import SNACEncoder
 from fewsound_sb.lobes.spectrogram import SpectrogramEncoder
+from fewsound_sb.lobes.whisper import WhisperLoRAEncoder
 
-__all__ = ["SoundStreamEncoder", "SpectrogramEncoder"]
+__all__ = ["SoundStreamEncoder", "SpectrogramEncoder", "SNACEncoder", "WhisperLoRAEncoder"]
