@@ -59,14 +59,15 @@ def train(kind, wavs, args):
     for _ in range(args.steps):
         opt.zero_grad()
         x_hat = head.reconstruct(encoder(wavs), t).squeeze(-1)
-        loss = loss_fn(wavs, x_hat)
+        loss = loss_fn(predictions=x_hat, targets=wavs)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         history.append(loss.item())
     with torch.no_grad():
         x_hat = head.reconstruct(encoder(wavs), t).squeeze(-1)
-    rows = compute_metrics(wavs, x_hat, args.sample_rate, metrics=("mse", "psnr", "lsd", "si_snr", "stoi"))
+    rows = compute_metrics(predictions=x_hat, targets=wavs, sample_rate=args.sample_rate,
+                           metrics=("mse", "psnr", "lsd", "si_snr", "stoi"))
     sizes = {"E": count_parameters(encoder), "head": count_parameters(head), "P": head.target.num_params}
     return rows, history, time.time() - start, sizes
 

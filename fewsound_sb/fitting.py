@@ -523,7 +523,7 @@ class INRFitter:
         save()
         with torch.no_grad():
             estimates = self.network.forward_flat(t, weights).squeeze(-1)  # [B, N]
-            final = self.loss(x, estimates)
+            final = self.loss(predictions=estimates, targets=x)
         return FitResult(
             weights.detach().cpu(), estimates.cpu(), [float(v) for v in final.cpu()],
             history, status, messages, step, seconds + time.time() - started,
@@ -534,7 +534,7 @@ class INRFitter:
         active_before = torch.tensor([s == "running" for s in status], device=self.device)
         optimizer.zero_grad(set_to_none=True)
         estimates = self.network.forward_flat(t, weights).squeeze(-1)  # [B, N]
-        losses = self.loss(x, estimates)  # [B]
+        losses = self.loss(predictions=estimates, targets=x)  # [B]
         if losses.shape != (x.shape[0],):
             raise ValueError(
                 f"the loss must return one value per clip, shape [{x.shape[0]}], got "
@@ -663,7 +663,8 @@ class INRFitter:
         if result.status[i] == "ok":
             reference, estimate = clip.wav[:valid], result.estimates[i, :valid]
             try:
-                row.update(compute_metrics(reference[None], estimate[None], sample_rate,
+                row.update(compute_metrics(predictions=estimate[None], targets=reference[None],
+                                           sample_rate=sample_rate,
                                            metrics=metrics)[0])
             except Exception as err:  # a metric failing must not lose the fit
                 logger.error("Metrics failed for clip %s: %s", clip.id, err)

@@ -1,7 +1,7 @@
 """Reconstruction losses for audio INRs: time-domain L1 plus a multi-resolution
 mel STFT distance built on auraloss.
 
-The paper's objective is ``lambda_t * L1(x, x_hat) + lambda_f * MRMel(x, x_hat)``
+The paper's objective is ``lambda_t * L1(x_hat, x) + lambda_f * MRMel(x_hat, x)``
 with the five resolutions FFT (2048, 1024, 512, 256, 128), hop = FFT / 4,
 window = FFT, Hann, 128 mel bands at 22.05 kHz and ``lambda_t = lambda_f = 1``.
 
@@ -16,6 +16,36 @@ the target only, so the gradient direction of that term equals the authors';
 only its scale differs. Everything else (Hann, ``center=True`` reflect padding,
 ``M = sqrt(max(|X|^2, 1e-8))``, slaney mel filters from librosa applied to the
 magnitude, average over the resolutions) is what auraloss computes.
+
+Call convention: ``loss(predictions, targets, length=None)``, the prediction
+first, as ``torch.nn.functional.l1_loss(input, target)``, auraloss's
+``forward(input, target)`` and SpeechBrain's ``(predictions, targets, length)``
+losses, whose names it also uses: callers pass the arguments by keyword, so a
+SpeechBrain loss (e.g. ``speechbrain.nnet.losses.l1_loss``) fits the YAML's
+``loss:`` slot as is (earlier versions of this module took the target first).
+
+Padding: ``length`` is SpeechBrain's relative length per item (``[B]`` in
+(0, 1]); item ``i`` of a batch of ``T`` samples holds
+``n_i = round(length[i] * T)`` valid samples, the rest is padding, which must
+not teach the model silence. Exactly what is done with it:
+
+- L1: ``sum_{t < n_i} |x_hat - x| / n_i`` per item.
+- STFT terms (and L1): both signals are set to zero from ``n_i`` on
+  (``torch.where``), so the prediction's padded tail, even NaN, changes
+  neither the value nor the gradient; the STFTs then run on all ``T`` samples as usual, and every
+  term is reduced per item over the frames whose window starts before ``n_i``
+  only (frame ``k`` is centred on sample ``k * hop``; ``torch.stft`` centres
+  the window in it, so the window starts at
+  ``k * hop - fft_size // 2 + (fft_size - win_length) // 2``): the
+  means divide by (bins x those frames), the spectral-convergence norms and the
+  scale-invariance gain sum over those frames, so a short clip is not diluted
+  by the frames of its padding. Near ``n_i`` the STFT sees zeros, where the
+  clip cut to ``n_i`` samples would see auraloss's reflect padding: the value
+  equals that of the zero-padded clip, not of the clip alone.
+- With padding every reduction takes the per-item path, so ``"mean"`` is the
+  mean of the per-item values (spectral convergence normalised per clip).
+  ``length=None``, or a ``length`` with ``n_i = T`` for every item, gives
+  exactly the values computed before ``length`` existed.
 """
 
 import warnings
@@ -23,6 +53,7 @@ import warnings
 import auraloss
 import torch
 
+from fewsound_sb.shapes import as_batch, valid_mask
 from speechbrain.utils.logger import get_logger
 
 logger = get_logger(__name__)
@@ -31,50 +62,50 @@ REDUCTIONS = ("mean", "sum", "none")
 MAG_DISTANCES = ("L1", "L2")
 
 
-def as_batch(wav, name="wav"):
-    """Brings a waveform batch to ``[B, T]``.
-
-    Arguments
-    ---------
-    wav : torch.Tensor
-        ``[T]``, ``[B, T]``, ``[B, T, 1]`` or ``[B, 1, T]``.
-    name : str
-        Name used in the error message.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[B, T]`` (a view where possible).
-
-    Example
-    -------
-    >>> as_batch(torch.zeros(2, 16, 1)).shape
-    torch.Size([2, 16])
-    >>> as_batch(torch.zeros(2, 1, 16)).shape
-    torch.Size([2, 16])
-    """
-    if wav.dim() == 1:
-        return wav.unsqueeze(0)
-    if wav.dim() == 2:
-        return wav
-    if wav.dim() == 3 and wav.shape[-1] == 1:
-        return wav.squeeze(-1)
-    if wav.dim() == 3 and wav.shape[1] == 1:
-        return wav.squeeze(1)
-    raise ValueError(
-        f"{name}: expected [B, T], [B, T, 1] or [B, 1, T], got {tuple(wav.shape)}"
-    )
-
-
-def _check_pair(x, x_hat):
-    """Returns ``x, x_hat`` as ``[B, T]`` after checking that they match."""
-    x2, x_hat2 = as_batch(x, "x"), as_batch(x_hat, "x_hat")
-    if x2.shape != x_hat2.shape:
+def _check_pair(predictions, targets, length):
+    """Brings both signals to ``[B, T]`` and checks that they match; with
+    padding (``length``), sets both to zero past each item's valid samples
+    (``torch.where``: even a NaN there changes nothing, gradients included) and
+    returns the valid sample counts ``[B]``, else None (the exact
+    ``length=None`` path)."""
+    predictions = as_batch(predictions, "predictions")
+    targets = as_batch(targets, "targets")
+    if predictions.shape != targets.shape:
         raise ValueError(
-            f"x and x_hat must hold the same [B, T] batch, got {tuple(x.shape)} "
-            f"and {tuple(x_hat.shape)}"
+            "predictions and targets must hold the same [B, T] batch, got "
+            f"{tuple(predictions.shape)} and {tuple(targets.shape)}"
         )
-    return x2, x_hat2
+    if length is None:
+        return predictions, targets, None
+    batch_size, num_samples = targets.shape
+    mask = valid_mask(length, num_samples, batch_size, device=targets.device)  # [B, T] bool
+    if bool(mask.all()):
+        return predictions, targets, None
+    zero = torch.zeros((), dtype=targets.dtype, device=targets.device)
+    counts = mask.sum(dim=-1)
+    return torch.where(mask, predictions, zero), torch.where(mask, targets, zero), counts
+
+
+def _frame_mean(values, frames):
+    """Mean over (bins, frames) of ``[B, F, N]`` values, per item, over the
+    frames marked in ``frames`` (``[B, 1, N]``; None: all frames)."""
+    if frames is None:
+        return values.mean(dim=(-2, -1))
+    return (values * frames).sum(dim=(-2, -1)) / (frames.sum(dim=(-2, -1)) * values.shape[-2])
+
+
+def _frame_sum(values, frames):
+    """Sum over (bins, frames) of ``[B, F, N]`` values over the marked frames."""
+    if frames is None:
+        return values.sum(dim=(-2, -1))
+    return (values * frames).sum(dim=(-2, -1))
+
+
+def _frame_norm(values, frames):
+    """Frobenius norm over (bins, frames) per item, over the marked frames."""
+    if frames is not None:
+        values = values * frames
+    return torch.linalg.vector_norm(values, dim=(-2, -1))
 
 
 def _reduce(per_item, reduction):
@@ -151,10 +182,15 @@ class MultiResolutionMelSTFTLoss(torch.nn.Module):
     ...     sample_rate=8000, fft_sizes=(64, 32), hop_sizes=(16, 8),
     ...     win_lengths=(64, 32), n_mels=8, reduction="none")
     >>> x = torch.randn(3, 256)
-    >>> loss(x, x + 0.1 * torch.randn(3, 256)).shape
+    >>> loss(predictions=x + 0.1 * torch.randn(3, 256), targets=x).shape
     torch.Size([3])
-    >>> float(loss(x, x).abs().max())
+    >>> float(loss(predictions=x, targets=x).abs().max())
     0.0
+    >>> noisy_tail = x.clone()
+    >>> noisy_tail[1, 192:] = 1.0  # item 1: 192 valid samples, then padding
+    >>> lens = torch.tensor([1.0, 0.75, 1.0])
+    >>> loss(predictions=noisy_tail, targets=x, length=lens).tolist()
+    [0.0, 0.0, 0.0]
     """
 
     def __init__(
@@ -235,70 +271,92 @@ class MultiResolutionMelSTFTLoss(torch.nn.Module):
                         "empty bands (log 0); lower n_mels or drop that fft_size"
                     )
 
-    def _per_item(self, res, x, x_hat):
+    def _valid_frames(self, res, counts, num_frames):
+        """``[B, 1, N]`` bool mask of the frames of ``res`` whose window starts
+        before the item's last valid sample (``center=True`` framing)."""
+        frame = torch.arange(num_frames, device=counts.device)
+        # window of win_length samples centred in the fft_size frame centred on frame * hop
+        start = frame * res.hop_size - res.fft_size // 2 + (res.fft_size - res.win_length) // 2
+        return (start[None, :] < counts[:, None])[:, None, :]
+
+    def _per_item(self, res, predictions, targets, counts=None):
         """auraloss ``STFTLoss.forward`` for one resolution, one value per item.
 
-        Mirrors auraloss 0.4.0 term by term, reducing over (freq, frames) only.
+        Mirrors auraloss 0.4.0 term by term, reducing over (freq, frames) only;
+        with ``counts`` (valid samples per item, ``[B]``) only over the frames
+        that see valid samples.
         """
-        inp, tgt = x_hat.unsqueeze(1), x.unsqueeze(1)  # [B, 1, T]
+        inp, tgt = predictions.unsqueeze(1), targets.unsqueeze(1)  # [B, 1, T]
         if res.perceptual_weighting:
             res.prefilter.to(inp.device)
             inp, tgt = res.prefilter(inp, tgt)
         res.window = res.window.to(inp.device)
-        x_mag, x_phs = res.stft(inp.squeeze(1))  # [B, F, N]
-        y_mag, y_phs = res.stft(tgt.squeeze(1))
+        x_mag, x_phs = res.stft(inp.squeeze(1))  # [B, F, N], the prediction
+        y_mag, y_phs = res.stft(tgt.squeeze(1))  # the target
         x_mag = torch.matmul(res.fb, x_mag)  # [B, n_mels, N]
         y_mag = torch.matmul(res.fb, y_mag)
+        frames = None
+        if counts is not None:
+            frames = self._valid_frames(res, counts, x_mag.shape[-1]).to(x_mag)
         if res.scale_invariance:
-            alpha = (x_mag * y_mag).sum([-2, -1]) / (y_mag**2).sum([-2, -1])
+            alpha = _frame_sum(x_mag * y_mag, frames) / _frame_sum(y_mag**2, frames)
             y_mag = y_mag * alpha[:, None, None]
 
         def dist(a, b):
             diff = a - b
             diff = diff.abs() if self.mag_distance == "L1" else diff**2
-            return diff.mean(dim=(-2, -1))
+            return _frame_mean(diff, frames)
 
-        loss = x.new_zeros(x.shape[0])
+        loss = predictions.new_zeros(predictions.shape[0])
         w = self.weights
         if w["sc"]:
-            num = torch.linalg.vector_norm(y_mag - x_mag, dim=(-2, -1))
-            loss = loss + w["sc"] * num / torch.linalg.vector_norm(y_mag, dim=(-2, -1))
+            num = _frame_norm(y_mag - x_mag, frames)
+            loss = loss + w["sc"] * num / _frame_norm(y_mag, frames)
         if w["log"]:
             loss = loss + w["log"] * dist(torch.log(x_mag), torch.log(y_mag))
         if w["lin"]:
             loss = loss + w["lin"] * dist(x_mag, y_mag)
         if w["phs"]:
-            loss = loss + w["phs"] * ((x_phs - y_phs) ** 2).mean(dim=(-2, -1))
+            loss = loss + w["phs"] * _frame_mean((x_phs - y_phs) ** 2, frames)
         return loss
 
-    def forward(self, x, x_hat):
+    def forward(self, predictions, targets, length=None):
         """Computes the loss.
 
         Arguments
         ---------
-        x : torch.Tensor
-            Target ``[B, T]`` (or ``[B, T, 1]``, ``[B, 1, T]``).
-        x_hat : torch.Tensor
-            Estimate, same batch and length as ``x``.
+        predictions : torch.Tensor
+            Estimates ``[B, T]`` (or ``[B, T, 1]``, ``[B, 1, T]``).
+        targets : torch.Tensor
+            Target waveforms, the same batch and length (any of the same layouts).
+        length : torch.Tensor, optional
+            SpeechBrain relative length of each item, ``[B]`` in (0, 1]: item
+            ``i`` holds ``round(length[i] * T)`` valid samples, the rest is
+            padding. Past that point both signals are set to zero before the
+            STFTs, and each term is averaged over the frames whose window
+            starts before the end of the valid samples, per item (see the
+            module docstring). None (or all ones): every sample is valid.
 
         Returns
         -------
         torch.Tensor
             Scalar, or ``[B]`` with ``reduction="none"``.
         """
-        x, x_hat = _check_pair(x, x_hat)
-        if x.shape[-1] <= max(self.fft_sizes) // 2:
+        predictions, targets, counts = _check_pair(predictions, targets, length)
+        if targets.shape[-1] <= max(self.fft_sizes) // 2:
             raise ValueError(
-                f"signals of {x.shape[-1]} samples are too short for fft_size "
+                f"signals of {targets.shape[-1]} samples are too short for fft_size "
                 f"{max(self.fft_sizes)} (reflect padding needs more than "
                 f"{max(self.fft_sizes) // 2})"
             )
-        if self.reduction == "mean" and not self.scale_invariance:
+        if counts is None and self.reduction == "mean" and not self.scale_invariance:
             # auraloss as is: inputs [B, 1, T], estimate first, target second
-            return self.mrstft(x_hat.unsqueeze(1), x.unsqueeze(1))
+            return self.mrstft(predictions.unsqueeze(1), targets.unsqueeze(1))
         # auraloss 0.4.0's scale_invariance broadcasts its [B] gains wrongly for
-        # B > 1, so that option always takes the per-item path
-        per_item = sum(self._per_item(res, x, x_hat) for res in self.mrstft.stft_losses)
+        # B > 1, so that option always takes the per-item path; so does padding
+        per_item = sum(
+            self._per_item(res, predictions, targets, counts) for res in self.mrstft.stft_losses
+        )
         return _reduce(per_item / len(self.mrstft.stft_losses), self.reduction)
 
 
@@ -361,11 +419,18 @@ class FewSoundLoss(torch.nn.Module):
     ...     hop_sizes=(16, 8), win_lengths=(64, 32), n_mels=8)
     >>> x = torch.randn(2, 256)
     >>> x_hat = (x + 0.1 * torch.randn(2, 256)).unsqueeze(-1)  # [B, T, 1]
-    >>> value, parts = loss(x, x_hat, return_parts=True)
+    >>> value, parts = loss(predictions=x_hat, targets=x, return_parts=True)
     >>> value.shape, sorted(parts)
     (torch.Size([]), ['l1', 'stft'])
-    >>> bool(value > 0), float(loss(x, x))
+    >>> bool(value > 0), float(loss(predictions=x, targets=x))
     (True, 0.0)
+    >>> padded = x.clone()
+    >>> padded[1, 128:] = 0.0  # item 1: 128 samples of audio, then padding
+    >>> lens = torch.tensor([1.0, 0.5])
+    >>> float(loss(predictions=x, targets=padded, length=lens))  # tail ignored
+    0.0
+    >>> bool(loss(predictions=x, targets=padded) > 0.1)  # tail counted
+    True
     """
 
     def __init__(
@@ -416,15 +481,20 @@ class FewSoundLoss(torch.nn.Module):
             reduction=reduction,
         )
 
-    def forward(self, x, x_hat, return_parts=False):
+    def forward(self, predictions, targets, length=None, return_parts=False):
         """Computes the loss.
 
         Arguments
         ---------
-        x : torch.Tensor
-            Target waveforms ``[B, T]`` (or ``[B, T, 1]``, ``[B, 1, T]``).
-        x_hat : torch.Tensor
-            Estimates, the same batch and length (any of the same layouts).
+        predictions : torch.Tensor
+            Estimates ``[B, T]`` (or ``[B, T, 1]``, ``[B, 1, T]``).
+        targets : torch.Tensor
+            Target waveforms, the same batch and length (any of the same layouts).
+        length : torch.Tensor, optional
+            SpeechBrain relative length of each item, ``[B]`` in (0, 1]
+            (valid samples ``round(length * T)``). The L1 term is the mean over
+            each item's valid samples; the STFT term ignores the padded tail
+            (:class:`MultiResolutionMelSTFTLoss`). None: every sample is valid.
         return_parts : bool
             Also return the unweighted terms, for logging.
 
@@ -436,10 +506,15 @@ class FewSoundLoss(torch.nn.Module):
             Only with ``return_parts``: ``{"l1": ..., "stft": ...}``, each
             reduced like ``loss``, with ``loss = lambda_t * l1 + lambda_f * stft``.
         """
-        x, x_hat = _check_pair(x, x_hat)
-        l1 = _reduce((x - x_hat).abs().mean(dim=-1), self.reduction)
+        predictions, targets, counts = _check_pair(predictions, targets, length)
+        error = (predictions - targets).abs()  # zero past the valid samples
+        if counts is None:
+            l1 = error.mean(dim=-1)
+        else:
+            l1 = error.sum(dim=-1) / counts
+        l1 = _reduce(l1, self.reduction)
         if self.lambda_f:
-            stft = self.stft_loss(x, x_hat)
+            stft = self.stft_loss(predictions=predictions, targets=targets, length=length)
         else:
             stft = torch.zeros_like(l1)
         loss = self.lambda_t * l1 + self.lambda_f * stft

@@ -7,6 +7,11 @@ Every metric is computed per clip (one dict per item) and averaged later by
 per batch) it is said at the metric. CDPAM needs the optional ``cdpam``
 package (with ``resampy`` and ``librosa``); without it a one-line notice is
 logged once per process and the ``cdpam`` key is left out of the rows.
+
+Every function takes ``(predictions, targets, ...)``, the prediction first,
+like the losses (:mod:`fewsound_sb.losses`), torch and SpeechBrain; with
+SpeechBrain relative lengths (``length``), :func:`compute_metrics` cuts each
+item to its valid samples first, so padding is never scored.
 """
 
 import contextlib
@@ -17,7 +22,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from fewsound_sb.losses import as_batch
+from fewsound_sb.shapes import as_batch, valid_counts
 from speechbrain.utils.logger import get_logger
 
 logger = get_logger(__name__)
@@ -44,15 +49,15 @@ _CDPAM_MODELS = {}  # device -> loaded cdpam.CDPAM
 _CDPAM_STATE = {"unavailable": None}  # reason string once loading has failed
 
 
-def mse(reference, estimate):
+def mse(predictions, targets):
     """Mean squared error per item.
 
     Arguments
     ---------
-    reference : torch.Tensor
-        ``[B, T]`` reference waveforms.
-    estimate : torch.Tensor
+    predictions : torch.Tensor
         ``[B, T]`` estimates.
+    targets : torch.Tensor
+        ``[B, T]`` target waveforms.
 
     Returns
     -------
@@ -61,13 +66,13 @@ def mse(reference, estimate):
 
     Example
     -------
-    >>> mse(torch.zeros(1, 4), torch.full((1, 4), 0.5))
+    >>> mse(predictions=torch.full((1, 4), 0.5), targets=torch.zeros(1, 4))
     tensor([0.2500])
     """
-    return ((reference - estimate) ** 2).mean(dim=-1)
+    return ((predictions - targets) ** 2).mean(dim=-1)
 
 
-def psnr(reference, estimate):
+def psnr(predictions, targets):
     """Peak signal-to-noise ratio per item, in dB.
 
     ``10 log10(range^2 / MSE)`` with ``range = max(ref) - min(ref)`` of each
@@ -77,9 +82,9 @@ def psnr(reference, estimate):
 
     Arguments
     ---------
-    reference : torch.Tensor
+    predictions : torch.Tensor
         ``[B, T]``.
-    estimate : torch.Tensor
+    targets : torch.Tensor
         ``[B, T]``.
 
     Returns
@@ -90,27 +95,27 @@ def psnr(reference, estimate):
     Example
     -------
     >>> ref = torch.tensor([[-1.0, 1.0, 0.0, 0.0]])
-    >>> psnr(ref, ref + 0.1)  # 10 log10(2^2 / 0.01)
+    >>> psnr(predictions=ref + 0.1, targets=ref)  # 10 log10(2^2 / 0.01)
     tensor([26.0206])
     """
-    data_range = reference.amax(dim=-1) - reference.amin(dim=-1)
-    return 10 * torch.log10(data_range**2 / mse(reference, estimate))
+    data_range = targets.amax(dim=-1) - targets.amin(dim=-1)
+    return 10 * torch.log10(data_range**2 / mse(predictions, targets))
 
 
-def lsd(reference, estimate, sample_rate):
+def lsd(predictions, targets, sample_rate):
     """Log-spectral distance per item, as in the authors' code.
 
     STFT with ``n_fft = int(2048 * sr / 44100)`` (also the Hann window
     length), ``hop = int(sr / 100)``, ``center=True`` with zero padding;
     per frame ``sqrt(mean_f log10(|X|^2 / (|X_hat| + 1e-12)^2 + 1e-12)^2)``,
     then the mean over frames (log10, not 10 log10). A gain ``g`` on the
-    estimate gives ``|2 log10 g|``.
+    prediction gives ``|2 log10 g|``.
 
     Arguments
     ---------
-    reference : torch.Tensor
+    predictions : torch.Tensor
         ``[B, T]``.
-    estimate : torch.Tensor
+    targets : torch.Tensor
         ``[B, T]``.
     sample_rate : int
         Sample rate in Hz.
@@ -125,12 +130,12 @@ def lsd(reference, estimate, sample_rate):
     >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
     <torch._C.Generator object at ...>
     >>> x = torch.randn(1, 4000, dtype=torch.float64)
-    >>> lsd(x, 10 * x, 8000).round(decimals=6)  # |2 log10 10|
+    >>> lsd(predictions=10 * x, targets=x, sample_rate=8000).round(decimals=6)  # |2 log10 10|
     tensor([2.], dtype=torch.float64)
     """
     n_fft = int(2048 * sample_rate / 44100)
     hop = int(sample_rate / 100)
-    window = torch.hann_window(n_fft, dtype=reference.dtype, device=reference.device)
+    window = torch.hann_window(n_fft, dtype=targets.dtype, device=targets.device)
 
     def magnitude(wav):
         spec = torch.stft(
@@ -139,23 +144,23 @@ def lsd(reference, estimate, sample_rate):
         )
         return spec.abs()  # [B, F, N]
 
-    ref_mag, est_mag = magnitude(reference), magnitude(estimate)
+    ref_mag, est_mag = magnitude(targets), magnitude(predictions)
     log_ratio = torch.log10(ref_mag**2 / (est_mag + 1e-12) ** 2 + 1e-12)
     return (log_ratio**2).mean(dim=-2).sqrt().mean(dim=-1)
 
 
-def si_snr(reference, estimate):
+def si_snr(predictions, targets):
     """Scale-invariant signal-to-noise ratio per item, in dB.
 
     Both signals are made zero-mean; the target part is the projection of
-    the estimate on the reference, the rest is noise (torchmetrics'
+    the prediction on the target, the rest is noise (torchmetrics'
     definition, with its machine-epsilon guards).
 
     Arguments
     ---------
-    reference : torch.Tensor
+    predictions : torch.Tensor
         ``[B, T]``.
-    estimate : torch.Tensor
+    targets : torch.Tensor
         ``[B, T]``.
 
     Returns
@@ -166,21 +171,21 @@ def si_snr(reference, estimate):
     Example
     -------
     >>> ref = torch.tensor([[1.0, -1.0, 1.0, -1.0]])
-    >>> si_snr(ref, 0.5 * ref + torch.tensor([[0.5, 0.5, -0.5, -0.5]]))
+    >>> si_snr(predictions=0.5 * ref + torch.tensor([[0.5, 0.5, -0.5, -0.5]]), targets=ref)
     tensor([0.])
     """
-    eps = torch.finfo(reference.dtype).eps
-    reference = reference - reference.mean(dim=-1, keepdim=True)
-    estimate = estimate - estimate.mean(dim=-1, keepdim=True)
-    alpha = (estimate * reference).sum(-1, keepdim=True) / (
-        (reference**2).sum(-1, keepdim=True) + eps
+    eps = torch.finfo(targets.dtype).eps
+    targets = targets - targets.mean(dim=-1, keepdim=True)
+    predictions = predictions - predictions.mean(dim=-1, keepdim=True)
+    alpha = (predictions * targets).sum(-1, keepdim=True) / (
+        (targets**2).sum(-1, keepdim=True) + eps
     )
-    target = alpha * reference
-    noise = estimate - target
-    return 10 * torch.log10(((target**2).sum(-1) + eps) / ((noise**2).sum(-1) + eps))
+    projection = alpha * targets
+    noise = predictions - projection
+    return 10 * torch.log10(((projection**2).sum(-1) + eps) / ((noise**2).sum(-1) + eps))
 
 
-def spectral_wasserstein(reference, estimate, divisor=32768.0):
+def spectral_wasserstein(predictions, targets, divisor=32768.0):
     """Wasserstein-1 distance between the two magnitude spectra, per item.
 
     Following the paper: the weights are ``|rFFT(x)|`` (the one-sided
@@ -191,9 +196,9 @@ def spectral_wasserstein(reference, estimate, divisor=32768.0):
 
     Arguments
     ---------
-    reference : torch.Tensor
+    predictions : torch.Tensor
         ``[B, T]``.
-    estimate : torch.Tensor
+    targets : torch.Tensor
         ``[B, T]``.
     divisor : float
         The distance is divided by this.
@@ -208,20 +213,21 @@ def spectral_wasserstein(reference, estimate, divisor=32768.0):
     >>> n = torch.arange(64, dtype=torch.float64)
     >>> ref = torch.cos(2 * math.pi * 3 * n / 64)[None]  # bin 3
     >>> est = torch.cos(2 * math.pi * 5 * n / 64)[None]  # bin 5
-    >>> spectral_wasserstein(ref, est, divisor=1.0).round(decimals=6)  # 5^2 - 3^2
+    >>> w = spectral_wasserstein(predictions=est, targets=ref, divisor=1.0)
+    >>> w.round(decimals=6)  # 5^2 - 3^2
     tensor([16.], dtype=torch.float64)
     """
-    weights_ref = torch.fft.rfft(reference, dim=-1).abs()
-    weights_est = torch.fft.rfft(estimate, dim=-1).abs()
+    weights_ref = torch.fft.rfft(targets, dim=-1).abs()
+    weights_est = torch.fft.rfft(predictions, dim=-1).abs()
     weights_ref = weights_ref / weights_ref.sum(-1, keepdim=True)
     weights_est = weights_est / weights_est.sum(-1, keepdim=True)
     cdf_gap = torch.cumsum(weights_ref - weights_est, dim=-1)[..., :-1]
-    bins = torch.arange(weights_ref.shape[-1], dtype=reference.dtype, device=reference.device)
+    bins = torch.arange(weights_ref.shape[-1], dtype=targets.dtype, device=targets.device)
     steps = torch.diff(bins**2)  # (k+1)^2 - k^2
     return (cdf_gap.abs() * steps).sum(-1) / divisor
 
 
-def pesq_wb(reference, estimate, sample_rate):
+def pesq_wb(predictions, targets, sample_rate):
     """Wide-band PESQ per item (``pesq`` package), after resampling to 16 kHz.
 
     Items where PESQ fails (e.g. ``NoUtterancesError`` on silence) are NaN,
@@ -229,9 +235,9 @@ def pesq_wb(reference, estimate, sample_rate):
 
     Arguments
     ---------
-    reference : torch.Tensor
+    predictions : torch.Tensor
         ``[B, T]``.
-    estimate : torch.Tensor
+    targets : torch.Tensor
         ``[B, T]``.
     sample_rate : int
         Sample rate of the inputs in Hz.
@@ -244,10 +250,10 @@ def pesq_wb(reference, estimate, sample_rate):
     import pesq
 
     if sample_rate != PESQ_RATE:
-        reference = torchaudio.functional.resample(reference, sample_rate, PESQ_RATE)
-        estimate = torchaudio.functional.resample(estimate, sample_rate, PESQ_RATE)
+        targets = torchaudio.functional.resample(targets, sample_rate, PESQ_RATE)
+        predictions = torchaudio.functional.resample(predictions, sample_rate, PESQ_RATE)
     scores = []
-    for i, (ref, est) in enumerate(zip(reference.numpy(), estimate.numpy())):
+    for i, (ref, est) in enumerate(zip(targets.numpy(), predictions.numpy())):
         try:
             # pesq divides by the peak: silence warns before it raises
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -258,14 +264,14 @@ def pesq_wb(reference, estimate, sample_rate):
     return scores
 
 
-def stoi(reference, estimate, sample_rate):
+def stoi(predictions, targets, sample_rate):
     """STOI per item (``pystoi``, not extended), at the input sample rate.
 
     Arguments
     ---------
-    reference : torch.Tensor
+    predictions : torch.Tensor
         ``[B, T]``.
-    estimate : torch.Tensor
+    targets : torch.Tensor
         ``[B, T]``.
     sample_rate : int
         Sample rate of the inputs in Hz.
@@ -279,7 +285,7 @@ def stoi(reference, estimate, sample_rate):
 
     return [
         float(pystoi.stoi(ref, est, sample_rate, extended=False))
-        for ref, est in zip(reference.numpy(), estimate.numpy())
+        for ref, est in zip(targets.numpy(), predictions.numpy())
     ]
 
 
@@ -346,17 +352,17 @@ def load_cdpam(device="cpu"):
     return model
 
 
-def cdpam_distance(reference, estimate, sample_rate, device="cpu", chunk_size=8):
+def cdpam_distance(predictions, targets, sample_rate, device="cpu", chunk_size=8):
     """CDPAM distance per item, or None when CDPAM is not available.
 
     As the authors: audio at 22.05 kHz (resampled when needed), scaled by
-    32768 and rounded (16-bit integer range), ``model.forward(reference, estimate)``.
+    32768 and rounded (16-bit integer range), ``model.forward(targets, predictions)``.
 
     Arguments
     ---------
-    reference : torch.Tensor
+    predictions : torch.Tensor
         ``[B, T]``.
-    estimate : torch.Tensor
+    targets : torch.Tensor
         ``[B, T]``.
     sample_rate : int
         Sample rate of the inputs in Hz.
@@ -374,22 +380,50 @@ def cdpam_distance(reference, estimate, sample_rate, device="cpu", chunk_size=8)
     if model is None:
         return None
     if sample_rate != CDPAM_RATE:
-        reference = torchaudio.functional.resample(reference, sample_rate, CDPAM_RATE)
-        estimate = torchaudio.functional.resample(estimate, sample_rate, CDPAM_RATE)
+        targets = torchaudio.functional.resample(targets, sample_rate, CDPAM_RATE)
+        predictions = torchaudio.functional.resample(predictions, sample_rate, CDPAM_RATE)
     distances = []
     with torch.no_grad():
-        for start in range(0, reference.shape[0], chunk_size):
-            ref = torch.round(reference[start : start + chunk_size] * 32768).float()
-            est = torch.round(estimate[start : start + chunk_size] * 32768).float()
+        for start in range(0, targets.shape[0], chunk_size):
+            ref = torch.round(targets[start : start + chunk_size] * 32768).float()
+            est = torch.round(predictions[start : start + chunk_size] * 32768).float()
             dist = model.forward(ref.to(device), est.to(device))
             distances.extend(float(d) for d in dist.reshape(-1).cpu())
     return distances
 
 
+def _metric_columns(predictions, targets, sample_rate, names, wasserstein_divisor,
+                    cdpam_device):
+    """``{metric: list of float}`` for a ``[B, T]`` float64 CPU batch."""
+    columns = {}
+    if "mse" in names:
+        columns["mse"] = mse(predictions, targets).tolist()
+    if "psnr" in names:
+        columns["psnr"] = psnr(predictions, targets).tolist()
+    if "lsd" in names:
+        columns["lsd"] = lsd(predictions, targets, sample_rate).tolist()
+    if "si_snr" in names:
+        columns["si_snr"] = si_snr(predictions, targets).tolist()
+    if "pesq" in names:
+        columns["pesq"] = pesq_wb(predictions, targets, sample_rate)
+    if "stoi" in names:
+        columns["stoi"] = stoi(predictions, targets, sample_rate)
+    if "wasserstein" in names:
+        columns["wasserstein"] = spectral_wasserstein(
+            predictions, targets, wasserstein_divisor
+        ).tolist()
+    if "cdpam" in names:
+        distances = cdpam_distance(predictions, targets, sample_rate, device=cdpam_device)
+        if distances is not None:
+            columns["cdpam"] = distances
+    return columns
+
+
 def compute_metrics(
-    reference,
-    estimate,
+    predictions,
+    targets,
     sample_rate,
+    length=None,
     metrics=None,
     wasserstein_divisor=32768.0,
     cdpam_device="cpu",
@@ -398,12 +432,17 @@ def compute_metrics(
 
     Arguments
     ---------
-    reference : torch.Tensor or numpy.ndarray
-        Reference waveforms ``[B, T]`` or ``[T]`` (also ``[B, T, 1]``).
-    estimate : torch.Tensor or numpy.ndarray
-        Estimates, same shape as ``reference``.
+    predictions : torch.Tensor or numpy.ndarray
+        Estimates ``[B, T]`` or ``[T]`` (also ``[B, T, 1]``, ``[B, 1, T]``).
+    targets : torch.Tensor or numpy.ndarray
+        Target waveforms, the same shape as ``predictions``.
     sample_rate : int
         Sample rate of both, in Hz.
+    length : torch.Tensor, optional
+        SpeechBrain relative length of each item, ``[B]`` in (0, 1]: item
+        ``i`` is cut to its first ``round(length[i] * T)`` samples (both
+        signals) before its metrics, so padding counts in none of them.
+        None: all ``T`` samples.
     metrics : sequence of str, optional
         Subset of ``ALL_METRICS`` (``mse, psnr, lsd, si_snr, pesq, stoi,
         wasserstein, cdpam``); None computes all of them. ``cdpam`` is left
@@ -424,11 +463,18 @@ def compute_metrics(
     >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
     <torch._C.Generator object at ...>
     >>> x = torch.randn(2, 800)
-    >>> rows = compute_metrics(x, 0.5 * x, 8000, metrics=("mse", "si_snr", "lsd"))
+    >>> rows = compute_metrics(predictions=0.5 * x, targets=x, sample_rate=8000,
+    ...                        metrics=("mse", "si_snr", "lsd"))
     >>> len(rows), sorted(rows[0])
     (2, ['lsd', 'mse', 'si_snr'])
     >>> round(rows[0]["lsd"], 3)  # |2 log10 0.5|
     0.602
+    >>> tail = x.clone()
+    >>> tail[1, 400:] = 0.0  # item 1: 400 samples of audio, then padding
+    >>> rows = compute_metrics(predictions=x, targets=tail, sample_rate=8000,
+    ...                        length=torch.tensor([1.0, 0.5]), metrics=("mse",))
+    >>> [row["mse"] for row in rows]
+    [0.0, 0.0]
     """
     names = ALL_METRICS if metrics is None else tuple(metrics)
     unknown = [name for name in names if name not in ALL_METRICS]
@@ -437,36 +483,27 @@ def compute_metrics(
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     # float64 on CPU: exact values for the closed-form metrics, numpy for PESQ/STOI
-    ref = as_batch(torch.as_tensor(reference), "reference").detach().cpu().double()
-    est = as_batch(torch.as_tensor(estimate), "estimate").detach().cpu().double()
+    est = as_batch(torch.as_tensor(predictions), "predictions").detach().cpu().double()
+    ref = as_batch(torch.as_tensor(targets), "targets").detach().cpu().double()
     if ref.shape != est.shape:
         raise ValueError(
-            f"reference and estimate must have the same shape, got "
-            f"{tuple(ref.shape)} and {tuple(est.shape)}"
+            f"predictions and targets must have the same shape, got "
+            f"{tuple(est.shape)} and {tuple(ref.shape)}"
         )
-
-    columns = {}
-    if "mse" in names:
-        columns["mse"] = mse(ref, est).tolist()
-    if "psnr" in names:
-        columns["psnr"] = psnr(ref, est).tolist()
-    if "lsd" in names:
-        columns["lsd"] = lsd(ref, est, sample_rate).tolist()
-    if "si_snr" in names:
-        columns["si_snr"] = si_snr(ref, est).tolist()
-    if "pesq" in names:
-        columns["pesq"] = pesq_wb(ref, est, sample_rate)
-    if "stoi" in names:
-        columns["stoi"] = stoi(ref, est, sample_rate)
-    if "wasserstein" in names:
-        columns["wasserstein"] = spectral_wasserstein(ref, est, wasserstein_divisor).tolist()
-    if "cdpam" in names:
-        distances = cdpam_distance(ref, est, sample_rate, device=cdpam_device)
-        if distances is not None:
-            columns["cdpam"] = distances
-    return [
-        {name: values[i] for name, values in columns.items()} for i in range(ref.shape[0])
-    ]
+    args = (sample_rate, names, wasserstein_divisor, cdpam_device)
+    batch_size, num_samples = ref.shape
+    counts = [num_samples] * batch_size
+    if length is not None:
+        counts = valid_counts(torch.as_tensor(length).cpu(), num_samples, batch_size).tolist()
+    rows = [{} for _ in range(batch_size)]
+    # items of the same valid length are computed together, cut to that length
+    for count in sorted(set(counts)):
+        items = [i for i, c in enumerate(counts) if c == count]
+        columns = _metric_columns(est[items, :count], ref[items, :count], *args)
+        for name, values in columns.items():
+            for i, value in zip(items, values):
+                rows[i][name] = value
+    return rows
 
 
 def summarize(rows):

@@ -1,7 +1,8 @@
 """Sound encoders E: raw audio ``[B, T]`` -> embedding ``[B, output_dim]``.
 
 One import path for YAML (``!new:fewsound_sb.lobes.encoders.SoundStreamEncoder``); each
-encoder lives in its own module:
+encoder lives in its own module and follows the encoder contract of
+:mod:`fewsound_sb.lobes` (``output_dim``, ``sample_rate``, ``input_length``):
 
 - ``SoundStreamEncoder`` (``soundstream.py``): the FewSound default, causal convs.
 - ``SpectrogramEncoder`` (``spectrogram.py``): VoiceBlock-style, spectrogram + GRU.

@@ -32,7 +32,7 @@ def white(num_samples, seed=0):
 
 def test_identical_signals():
     x = speech_like()[None]
-    (row,) = M.compute_metrics(x, x.clone(), SR, metrics=M.ALL_METRICS[:-1])
+    (row,) = M.compute_metrics(x.clone(), x, SR, metrics=M.ALL_METRICS[:-1])
     assert row["mse"] == 0.0
     assert row["psnr"] == math.inf
     assert row["lsd"] < 1e-5
@@ -45,7 +45,9 @@ def test_identical_signals():
 def test_mse_and_psnr_of_constant_offset():
     x = speech_like()[None]
     offset = 0.05
-    (row,) = M.compute_metrics(x, x + offset, SR, metrics=("mse", "psnr"))
+    (row,) = M.compute_metrics(
+        predictions=x + offset, targets=x, sample_rate=SR, metrics=("mse", "psnr")
+    )
     assert row["mse"] == pytest.approx(offset**2, rel=1e-9)
     data_range = float(x.max() - x.min())
     assert row["psnr"] == pytest.approx(10 * math.log10(data_range**2 / offset**2), rel=1e-9)
@@ -55,7 +57,7 @@ def test_psnr_is_per_clip():
     # clip 0: range 2, error 0.1 -> 10 log10(4 / 0.01); clip 1: range 1, error 0.5
     ref = torch.tensor([[-1.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.5, 0.5]], dtype=torch.float64)
     est = ref + torch.tensor([[0.1], [0.5]], dtype=torch.float64)
-    rows = M.compute_metrics(ref, est, 8000, metrics=("psnr",))
+    rows = M.compute_metrics(predictions=est, targets=ref, sample_rate=8000, metrics=("psnr",))
     assert rows[0]["psnr"] == pytest.approx(10 * math.log10(400.0))
     assert rows[1]["psnr"] == pytest.approx(10 * math.log10(4.0))
 
@@ -67,10 +69,15 @@ def test_si_snr_exact_with_orthogonal_noise():
     noise = noise - noise.mean()
     noise = noise - (noise @ x) / (x @ x) * x  # orthogonal to x
     noise = noise * torch.sqrt((x @ x) / (noise @ noise) / 10)  # 10 dB below x
-    (row,) = M.compute_metrics(x[None], (x + noise)[None], SR, metrics=("si_snr",))
+    (row,) = M.compute_metrics(
+        predictions=(x + noise)[None], targets=x[None], sample_rate=SR, metrics=("si_snr",)
+    )
     assert row["si_snr"] == pytest.approx(10.0, abs=1e-9)
     # scale invariance and offset invariance
-    (row,) = M.compute_metrics(x[None], (3 * (x + noise) + 0.2)[None], SR, metrics=("si_snr",))
+    (row,) = M.compute_metrics(
+        predictions=(3 * (x + noise) + 0.2)[None], targets=x[None], sample_rate=SR,
+        metrics=("si_snr",),
+    )
     assert row["si_snr"] == pytest.approx(10.0, abs=1e-9)
 
 
@@ -78,7 +85,7 @@ def test_si_snr_white_noise_at_10_db():
     x = white(2**17, seed=2)
     noise = white(2**17, seed=3)
     noise = noise * torch.sqrt((x**2).mean() / (noise**2).mean() / 10)
-    (row,) = M.compute_metrics(x[None], (x + noise)[None], SR, metrics=("si_snr",))
+    (row,) = M.compute_metrics((x + noise)[None], x[None], SR, metrics=("si_snr",))
     assert row["si_snr"] == pytest.approx(10.0, abs=0.1)
 
 
@@ -86,7 +93,7 @@ def test_si_snr_white_noise_at_10_db():
 def test_lsd_of_gain_is_twice_log10_gain(gain):
     # white noise has no empty bin, so every frame gives |log10(1 / g^2)|
     x = white(8192)[None]
-    (row,) = M.compute_metrics(x, gain * x, SR, metrics=("lsd",))
+    (row,) = M.compute_metrics(gain * x, x, SR, metrics=("lsd",))
     assert row["lsd"] == pytest.approx(abs(2 * math.log10(gain)), rel=1e-6)
 
 
@@ -104,7 +111,7 @@ def test_lsd_matches_numpy_framing(sample_rate):
 
     ref, est = magnitude(x), magnitude(y)
     per_frame = np.sqrt(np.mean(np.log10(ref**2 / (est + 1e-12) ** 2 + 1e-12) ** 2, axis=-1))
-    (row,) = M.compute_metrics(x, y, sample_rate, metrics=("lsd",))
+    (row,) = M.compute_metrics(predictions=y, targets=x, sample_rate=sample_rate, metrics=("lsd",))
     assert row["lsd"] == pytest.approx(per_frame.mean(), rel=1e-9)
 
 
@@ -116,9 +123,9 @@ def cosine(bin_index, num_samples=32768):
 def test_wasserstein_of_shifted_peak():
     # one rFFT peak at bin 100 vs bin 300: W1 = 300^2 - 100^2 on the squared-bin support
     ref, est = cosine(100), cosine(300)
-    (row,) = M.compute_metrics(ref, est, SR, metrics=("wasserstein",))
+    (row,) = M.compute_metrics(est, ref, SR, metrics=("wasserstein",))
     assert row["wasserstein"] == pytest.approx((300**2 - 100**2) / 32768, rel=1e-6)
-    (back,) = M.compute_metrics(est, ref, SR, metrics=("wasserstein",))
+    (back,) = M.compute_metrics(ref, est, SR, metrics=("wasserstein",))
     assert back["wasserstein"] == pytest.approx(row["wasserstein"], rel=1e-9)
 
 
@@ -126,7 +133,7 @@ def test_wasserstein_moves_half_the_mass():
     # two equal peaks (weight 1/2 each); only the one at bin 40 moves to bin 50
     ref = cosine(10, 4096) + cosine(40, 4096)
     est = cosine(10, 4096) + cosine(50, 4096)
-    (row,) = M.compute_metrics(ref, est, SR, metrics=("wasserstein",), wasserstein_divisor=1.0)
+    (row,) = M.compute_metrics(est, ref, SR, metrics=("wasserstein",), wasserstein_divisor=1.0)
     assert row["wasserstein"] == pytest.approx(0.5 * (50**2 - 40**2), rel=1e-6)
 
 
@@ -134,7 +141,8 @@ def test_pesq_and_stoi_degrade_with_noise():
     x = speech_like()
     noisy = x + 0.3 * white(x.numel(), seed=6)
     rows = M.compute_metrics(
-        torch.stack([x, x]), torch.stack([x, noisy]), SR, metrics=("pesq", "stoi")
+        predictions=torch.stack([x, noisy]), targets=torch.stack([x, x]), sample_rate=SR,
+        metrics=("pesq", "stoi"),
     )
     assert rows[1]["pesq"] < rows[0]["pesq"] - 1.0
     assert rows[1]["stoi"] < rows[0]["stoi"] - 0.05
@@ -166,7 +174,10 @@ def test_cdpam_identical_and_gain():
     pytest.importorskip("cdpam")
     pytest.importorskip("resampy")
     x = 0.5 * speech_like(SR)  # 1 s keeps the CPU run short
-    rows = M.compute_metrics(torch.stack([x, x]), torch.stack([x, 0.9 * x]), SR, metrics=("cdpam",))
+    rows = M.compute_metrics(
+        predictions=torch.stack([x, 0.9 * x]), targets=torch.stack([x, x]), sample_rate=SR,
+        metrics=("cdpam",),
+    )
     assert rows[0]["cdpam"] == pytest.approx(0.0, abs=1e-6)
     assert 0.0 < rows[1]["cdpam"] < 0.2
     assert M.load_cdpam("cpu") is M.load_cdpam("cpu")  # cached
@@ -176,11 +187,11 @@ def test_cdpam_identical_and_gain():
 
 def test_input_layouts_and_errors():
     x = white(4096)
-    rows_1d = M.compute_metrics(x, 0.5 * x, SR, metrics=("mse",))
-    rows_np = M.compute_metrics(x.numpy()[None], 0.5 * x.numpy()[None], SR, metrics=("mse",))
+    rows_1d = M.compute_metrics(0.5 * x, x, SR, metrics=("mse",))
+    rows_np = M.compute_metrics(0.5 * x.numpy()[None], x.numpy()[None], SR, metrics=("mse",))
     assert len(rows_1d) == 1 and rows_1d[0]["mse"] == pytest.approx(rows_np[0]["mse"])
     with pytest.raises(ValueError, match="same shape"):
-        M.compute_metrics(x, x[:-1], SR, metrics=("mse",))
+        M.compute_metrics(x[:-1], x, SR, metrics=("mse",))
     with pytest.raises(ValueError, match="unknown metrics"):
         M.compute_metrics(x, x, SR, metrics=("snr",))
 
@@ -213,3 +224,104 @@ def test_format_table_layout():
     assert cells[5] == "3.200 ± 0.100"
     plain = M.format_table(summary, "SIREN", arrows=False).splitlines()[0]
     assert "↑" not in plain and "↓" not in plain
+
+
+# --- call convention: (predictions, targets, ..., length=None) ----------------
+
+
+def test_argument_order_prediction_first():
+    """PSNR takes its range from the target and STOI takes (clean, processed):
+    both tell the order apart. SI-SNR (symmetric) equals SpeechBrain's
+    cal_si_snr(source=target, estimate_source=prediction)."""
+    import pystoi
+    from speechbrain.nnet.losses import cal_si_snr
+
+    target = speech_like(16384)[None]
+    prediction = 0.3 * target + 0.05 * white(16384, seed=7)[None]
+    names = ("psnr", "stoi", "si_snr")
+    (row,) = M.compute_metrics(
+        predictions=prediction, targets=target, sample_rate=SR, metrics=names
+    )
+    (swapped,) = M.compute_metrics(
+        predictions=target, targets=prediction, sample_rate=SR, metrics=names
+    )
+    data_range = float(target.max() - target.min())
+    error = float(((prediction - target) ** 2).mean())
+    assert row["psnr"] == pytest.approx(10 * math.log10(data_range**2 / error), rel=1e-9)
+    assert abs(swapped["psnr"] - row["psnr"]) > 1.0
+    clean, processed = target[0].numpy(), prediction[0].numpy()
+    assert row["stoi"] == pytest.approx(pystoi.stoi(clean, processed, SR), rel=1e-9)
+    assert abs(swapped["stoi"] - row["stoi"]) > 1e-3
+    speechbrain_si_snr = -float(cal_si_snr(target.T[..., None], prediction.T[..., None].clone()))
+    assert row["si_snr"] == pytest.approx(speechbrain_si_snr, rel=1e-6)
+    assert float(M.psnr(prediction, target)) == pytest.approx(row["psnr"], rel=1e-12)
+    assert M.stoi(prediction, target, SR) == [row["stoi"]]
+
+
+CHEAP = ("mse", "psnr", "lsd", "si_snr", "wasserstein", "stoi")
+
+
+def padded_batch(valid=(32768, 20000, 11025)):
+    """Speech-like targets zero past each valid length; predictions equal to
+    the targets on the valid samples, noise in the tail."""
+    target = torch.stack([speech_like(seed=i) for i in range(3)])
+    keep = torch.arange(target.shape[-1])[None] < torch.tensor(valid)[:, None]
+    target = target * keep
+    prediction = torch.where(keep, target, white(target.numel(), seed=9).reshape(target.shape))
+    return prediction, target, torch.tensor(valid) / target.shape[-1], keep
+
+
+def test_padded_tail_is_not_scored():
+    prediction, target, length, _ = padded_batch()
+    rows = M.compute_metrics(
+        predictions=prediction, targets=target, sample_rate=SR, length=length, metrics=CHEAP
+    )
+    perfect = M.compute_metrics(
+        predictions=target, targets=target, sample_rate=SR, length=length, metrics=CHEAP
+    )
+    assert rows == perfect
+    assert [row["mse"] for row in rows] == [0.0, 0.0, 0.0]
+    assert all(row["stoi"] == pytest.approx(1.0, abs=1e-6) for row in rows)
+    unmasked = M.compute_metrics(prediction, target, SR, metrics=CHEAP)
+    assert unmasked[0] == rows[0]  # item 0 has no padding
+    for row in unmasked[1:]:  # the noisy tail counted: every metric but STOI sees it
+        assert row["mse"] > 0.1 and row["psnr"] < 20 and row["lsd"] > 1
+        assert row["si_snr"] < 0 and row["wasserstein"] > 100
+
+
+def test_each_item_is_cut_to_its_valid_samples():
+    prediction, target, length, _ = padded_batch()
+    estimate = target + 0.05 * white(target.numel(), seed=10).reshape(target.shape)
+    rows = M.compute_metrics(
+        predictions=estimate, targets=target, sample_rate=SR, length=length, metrics=CHEAP
+    )
+    for i, valid in enumerate((32768, 20000, 11025)):
+        (alone,) = M.compute_metrics(
+            predictions=estimate[i, :valid], targets=target[i, :valid], sample_rate=SR,
+            metrics=CHEAP,
+        )
+        assert rows[i] == alone
+    assert list(rows[0]) == [name for name in M.ALL_METRICS if name in CHEAP]  # fixed order
+
+
+def test_length_of_ones_equals_none():
+    x = torch.stack([speech_like(seed=i) for i in range(2)])
+    estimate = 0.8 * x + 0.01
+    with_ones = M.compute_metrics(estimate, x, SR, length=torch.ones(2), metrics=CHEAP)
+    assert with_ones == M.compute_metrics(estimate, x, SR, metrics=CHEAP)
+
+
+@pytest.mark.parametrize(
+    "length, message",
+    [
+        ([1.0, 1.0, 1.0], r"shape \[2\].*Found shape \(3,\): \[1, 1, 1\]"),
+        ([[1.0], [1.0]], r"shape \[2\]"),
+        ([1.0, 0.0], r"\(0, 1\].*Found: \[1, 0\]"),
+        ([1.2, 1.0], r"\(0, 1\].*Found: \[1.2, 1\]"),
+    ],
+)
+def test_bad_length(length, message):
+    x = white(4096)
+    with pytest.raises(ValueError, match=message):
+        M.compute_metrics(torch.stack([x, x]), torch.stack([x, x]), SR, length=length,
+                          metrics=("mse",))
