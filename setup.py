@@ -21,7 +21,6 @@ setup(
         "sentencepiece",
         "peft",
         "transformers",
-        "snac",  # the SNAC encoder's layers (fewsound_sb.lobes.snac)
         "pesq",
         "pystoi",
         "auraloss",
