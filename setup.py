@@ -21,6 +21,7 @@ setup(
         "sentencepiece",
         "peft",
         "transformers",
+        "snac",  # the SNAC encoder's layers (fewsound_sb.lobes.snac)
         "pesq",
         "pystoi",
         "auraloss",

@@ -6,9 +6,9 @@ which method it is) so that the weights it produces make the target INR
 reproduce the input clip. It only holds SpeechBrain hooks; every object and
 number comes from the YAML (``hparams/fewsound_kan.yaml`` and siblings).
 
-Also here, for the recipes: :func:`check_overrides` (command-line overrides
-that name no YAML key fail with close matches before anything is built) and
-:class:`CompleteCheckpointer` (ignores checkpoints cut short by a kill).
+Also here, for the recipes: :class:`CompleteCheckpointer` (ignores
+checkpoints cut short by a kill). Command-line overrides are checked in
+:mod:`fewsound_sb.config`.
 
 Example
 -------
@@ -16,10 +16,8 @@ See ``recipes/VCTK/train.py`` and ``tests/unit/test_brains.py``.
 """
 
 import csv
-import difflib
 import math
 import os
-import re
 import zipfile
 
 import speechbrain as sb
@@ -34,99 +32,6 @@ from fewsound_sb.nnet.hyper import count_parameters
 from fewsound_sb.nnet.inr import time_grid
 
 logger = get_logger(__name__)
-
-_TOP_LEVEL_KEY = re.compile(r"^([A-Za-z_][\w.]*)\s*:", re.MULTILINE)
-
-
-def yaml_top_level_keys(yaml_text):
-    """Top-level keys of a (Hyper)YAML text, in order, without building anything.
-
-    Arguments
-    ---------
-    yaml_text : str
-        The YAML document.
-
-    Returns
-    -------
-    list of str
-
-    Example
-    -------
-    >>> yaml_top_level_keys("seed: 1\\nmodel: !new:torch.nn.Linear\\n    in_features: 2\\n")
-    ['seed', 'model']
-    """
-    return _TOP_LEVEL_KEY.findall(yaml_text)
-
-
-# Run options SpeechBrain 1.1 no longer parses but that its docs and older
-# recipes pass: ``--distributed_launch`` (DDP is now inferred from torchrun's
-# RANK / LOCAL_RANK variables). They would otherwise reach the YAML overrides.
-IMPLIED_RUN_OPTIONS = ("distributed_launch",)
-
-
-def check_overrides(hparams_file, overrides):
-    """Checks command-line overrides against the YAML before anything is built.
-
-    HyperPyYAML rejects unknown overrides too, but only while it builds the
-    objects and with the whole key list; this names the file, the bad keys
-    and their closest matches. ``--distributed_launch`` is accepted and
-    dropped (SpeechBrain 1.1 infers DDP from torchrun's environment).
-
-    Arguments
-    ---------
-    hparams_file : str
-        Path of the YAML file.
-    overrides : str or dict
-        As returned by ``speechbrain.parse_arguments`` (YAML text) or a dict.
-
-    Returns
-    -------
-    str or dict
-        The overrides to pass to ``load_hyperpyyaml``.
-
-    Raises
-    ------
-    ValueError
-        Listing each unknown key with up to three close matches.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> path = tempfile.mktemp(suffix=".yaml")
-    >>> _ = open(path, "w").write("batch_size: 16\\nlr: 0.1\\n")
-    >>> check_overrides(path, "distributed_launch:\\nbatch_size: 8")
-    'batch_size: 8'
-    >>> try:
-    ...     check_overrides(path, "batch_sise: 8")
-    ... except ValueError as err:
-    ...     print(str(err).splitlines()[1])
-    --batch_sise (did you mean: batch_size?)
-    """
-    with open(hparams_file, encoding="utf-8") as fin:
-        known = yaml_top_level_keys(fin.read())
-    if isinstance(overrides, dict):
-        overrides = {k: v for k, v in overrides.items() if k not in IMPLIED_RUN_OPTIONS}
-        given = list(overrides)
-    else:
-        lines = (overrides or "").splitlines()
-        overrides = "\n".join(
-            line for line in lines
-            if not any(line.startswith(f"{name}:") for name in IMPLIED_RUN_OPTIONS)
-        )
-        given = yaml_top_level_keys(overrides)
-    unknown = [key for key in given if key not in known]
-    if not unknown:
-        return overrides
-    lines = [f"Unknown option(s) for '{hparams_file}' (not a key of that YAML):"]
-    for key in unknown:
-        close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
-        hint = f" (did you mean: {', '.join(close)}?)" if close else ""
-        lines.append(f"--{key}{hint}")
-    lines.append(
-        "Every top-level YAML key can be overridden; SpeechBrain's run options "
-        "(--device, --precision, --max_grad_norm, ...) are also accepted."
-    )
-    raise ValueError("\n".join(lines))
 
 
 def _is_complete(ckpt, names):
@@ -248,20 +153,39 @@ class FewSoundBrain(sb.Brain):
         )
 
     def on_fit_start(self):
-        """Logs the parameter counts of E, G, H, theta and the target."""
+        """Checks E's sample rate; logs the parameter counts of E, G, H, theta
+        and the target."""
         super().on_fit_start()
         encoder = _unwrap(self.modules.encoder)
+        # The encoder contract (fewsound_sb.lobes): output_dim, sample_rate, input_length
+        if encoder.sample_rate != self.hparams.sample_rate:
+            raise ValueError(
+                f"The encoder {type(encoder).__name__} expects {encoder.sample_rate} Hz "
+                f"but the data is at sample_rate = {self.hparams.sample_rate} Hz: pass "
+                "sample_rate: !ref <sample_rate> to the encoder in the YAML."
+            )
+        logger.info(
+            "Encoder %s: %d Hz, input length %s, embedding size %d",
+            type(encoder).__name__, encoder.sample_rate,
+            encoder.input_length or "any", encoder.output_dim,
+        )
         head = _unwrap(self.modules.head)
         target = self.hparams.target
-        counts = {"E (encoder)": count_parameters(encoder)}
+        # per module: trainable and frozen (e.g. a Whisper backbone under LoRA)
+        modules = {"E (encoder)": encoder}
         if hasattr(head, "weight_encoder"):
-            counts["G (universal weight encoder)"] = count_parameters(head.weight_encoder)
-        counts["H (hypernetwork)"] = count_parameters(head.hypernet)
+            modules["G (universal weight encoder)"] = head.weight_encoder
+        modules["H (hypernetwork)"] = head.hypernet
+        for name, module in modules.items():
+            total = sum(p.numel() for p in module.parameters())
+            trainable = count_parameters(module)
+            logger.info(
+                "Parameters of %s: %s trainable, %s frozen",
+                name, f"{trainable:,}", f"{total - trainable:,}",
+            )
         if hasattr(head, "theta"):
-            counts["theta (universal weights)"] = head.theta.numel()
-        counts["target INR P"] = int(target.num_params)
-        for name, count in counts.items():
-            logger.info("Parameters of %s: %s", name, f"{count:,}")
+            logger.info("Parameters of theta (universal weights): %s", f"{head.theta.numel():,}")
+        logger.info("Parameters of target INR P: %s", f"{int(target.num_params):,}")
         logger.info(
             "Trainable parameters in total: %s",
             f"{count_parameters(self.modules):,}",

@@ -274,18 +274,20 @@ class SoundStreamEncoder(torch.nn.Module):
     reproduces this, with the lengths derived from ``input_length``; the paper's
     FewSound numbers (e.g. Table 5, SoundStream row) correspond to this setting.
     ``norm="channel"`` normalises each frame over its channels only: the encoder
-    becomes causal end to end, accepts any length and has 1,177,408 parameters;
-    ``"group"`` (``GroupNorm(1, C)``) keeps statistics over [C, T] with a per-channel
-    affine; ``"none"`` drops the normalisation. In the length-agnostic modes the
-    output has ``output_channels * num_frames(T)`` values (``num_frames`` applies
-    ``ceil(. / s)`` per stride), which equals ``output_dim`` only for
-    ``T = input_length``.
+    becomes causal end to end, its conv stack accepts any length and it has
+    1,177,408 parameters; ``"group"`` (``GroupNorm(1, C)``) keeps statistics over
+    [C, T] with a per-channel affine; ``"none"`` drops the normalisation. In the
+    length-agnostic modes :meth:`features` gives ``num_frames(T)`` frames for any T
+    (``num_frames`` applies ``ceil(. / s)`` per stride); the embedding
+    (:meth:`forward`) has ``output_dim`` values only for ``T = input_length``, so
+    ``forward`` takes exactly ``input_length`` samples in every mode (the encoder
+    contract of :mod:`fewsound_sb.lobes`).
 
     Arguments
     ---------
     input_length : int
-        Number of samples per clip T (32768 = 1.486 s at 22.05 kHz). Sets ``output_dim``
-        and, for ``norm="layer_ct"``, the only accepted length.
+        Number of samples per clip T (32768 = 1.486 s at 22.05 kHz). Sets ``output_dim``;
+        the only length :meth:`forward` accepts.
     channels : int
         Channels C of the first convolution.
     output_channels : int
@@ -302,6 +304,9 @@ class SoundStreamEncoder(torch.nn.Module):
         Activation class (instantiated per use).
     norm : str
         ``"layer_ct"`` (authors', fixed length), ``"channel"``, ``"group"``, ``"none"``.
+    sample_rate : int
+        Sample rate in Hz the input is expected at (the YAML's ``sample_rate``); the
+        convolutions do not depend on it, the encoder contract records it.
 
     Example
     -------
@@ -312,8 +317,8 @@ class SoundStreamEncoder(torch.nn.Module):
     >>> outputs = encoder(torch.rand(3, 2048))
     >>> outputs.shape
     torch.Size([3, 256])
-    >>> encoder.output_dim
-    256
+    >>> encoder.output_dim, encoder.input_length, encoder.sample_rate
+    (256, 2048, 22050)
     """
 
     def __init__(
@@ -327,6 +332,7 @@ class SoundStreamEncoder(torch.nn.Module):
         kernel_size=7,
         activation=torch.nn.ELU,
         norm="layer_ct",
+        sample_rate=22050,
     ):
         super().__init__()
         if len(channel_mults) != len(strides):
@@ -336,7 +342,8 @@ class SoundStreamEncoder(torch.nn.Module):
             )
         if norm not in NORM_CHOICES:
             raise ValueError(f"norm must be one of {NORM_CHOICES}, got {norm!r}")
-        self.input_length = input_length
+        self.input_length = int(input_length)
+        self.sample_rate = int(sample_rate)
         self.output_channels = output_channels
         self.strides = tuple(strides)
         self.norm = norm
@@ -403,5 +410,13 @@ class SoundStreamEncoder(torch.nn.Module):
         return self.layers(wavs.unsqueeze(1))  # [B, D, frames]
 
     def forward(self, wavs):
-        """Encodes [B, T] or [B, 1, T] into ``[B, D * frames]``, channel-major."""
+        """Encodes [B, T] or [B, 1, T], T = ``input_length``, into ``[B, output_dim]``
+        (D x frames, channel-major); other lengths raise ValueError."""
+        if wavs.shape[-1] != self.input_length:
+            raise ValueError(
+                f"expected {self.input_length} samples, got {wavs.shape[-1]} "
+                f"(input shape {tuple(wavs.shape)}): the embedding has output_dim = "
+                f"{self.output_dim} values only for input_length samples; crop/pad the "
+                "clips (use features() for other lengths)"
+            )
         return self.features(wavs).flatten(start_dim=1)

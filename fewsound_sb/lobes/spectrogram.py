@@ -148,6 +148,8 @@ class SpectrogramEncoder(torch.nn.Module):
     >>> outputs = encoder(torch.rand(3, 1024))
     >>> outputs.shape
     torch.Size([3, 12])
+    >>> encoder.output_dim, encoder.input_length, encoder.sample_rate
+    (12, None, 8000)
     """
 
     def __init__(
@@ -167,10 +169,11 @@ class SpectrogramEncoder(torch.nn.Module):
         mlp_activation=torch.nn.LeakyReLU,
     ):
         super().__init__()
-        self.sample_rate = sample_rate
+        self.sample_rate = int(sample_rate)
+        self.input_length = None  # any length >= n_fft
         self.n_fft = n_fft
         self.hop_length = hop_length
-        self.output_dim = output_dim
+        self.output_dim = int(output_dim)
         self.amin = amin
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 

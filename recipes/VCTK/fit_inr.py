@@ -11,20 +11,27 @@ curve to ``output_folder``; rerunning the same command resumes.
 > python recipes/VCTK/fit_inr.py hparams/inr/kan.yaml --data_folder /data/VCTK-Corpus-0.92
 > python recipes/VCTK/fit_inr.py hparams/inr/kan.yaml --data_folder ... --grid_size 5
 
-The fitting itself lives in ``fewsound_sb.fitting`` (shared with ``fewsound-fit``).
+The INR YAML (hparams/inr/) holds no dataset keys; ``fit_inr.yaml`` (next to
+this file) adds data_folder, mic and n_clips. The fitting itself lives in
+``fewsound_sb.fitting`` (shared with ``fewsound-fit``).
 """
 
+import os
 import sys
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import infer_device
 from speechbrain.utils.logger import get_logger
-from vctk_prepare import pick_one_per_speaker
 
+from fewsound_sb.config import load_recipe_hparams
 from fewsound_sb.fitting import fit_from_hparams, prepare_clips
 
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+from vctk_prepare import pick_one_per_speaker  # noqa: E402
+
 logger = get_logger(__name__)
+
+DATASET_YAML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fit_inr.yaml")
 
 
 def select_clips(hparams):
@@ -51,13 +58,11 @@ def select_clips(hparams):
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    hparams, hparams_to_save = load_recipe_hparams(hparams_file, overrides, DATASET_YAML)
 
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
+        hyperparams_to_save=hparams_to_save,
     )
     clips = select_clips(hparams)
     fit_from_hparams(clips, hparams, device=run_opts["device"] or infer_device())

@@ -3,8 +3,10 @@
 
 A sound encoder and a hypernetwork learn to turn a 32,768-sample clip into the
 weights of a small target network (KAN, NeRF, SIREN) that reproduces the clip
-(paper: "FewSound", https://arxiv.org/abs/2503.02585). The YAML decides the
-method (FewSoundHead or HyperSoundHead) and the target.
+(paper: "FewSound", https://arxiv.org/abs/2503.02585). The model YAML decides
+the method (FewSoundHead or HyperSoundHead) and the target; ``vctk.yaml``
+(next to this file) holds the dataset keys (data_folder, valid_speakers, mic,
+skip_prep, the manifests).
 
 To run this recipe:
 
@@ -20,84 +22,24 @@ reconstructions are written under ``<output_folder>/eval/``.
 """
 
 import os
-import random
 import sys
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
-from speechbrain.dataio.dataset import DynamicItemDataset
-from speechbrain.dataio.sampler import ReproducibleWeightedRandomSampler
 from speechbrain.utils.distributed import run_on_main
 
-from fewsound_sb.brains import FewSoundBrain, check_overrides
-from fewsound_sb.dataio import make_audio_pipeline
+from fewsound_sb.brains import FewSoundBrain
+from fewsound_sb.config import load_recipe_hparams
+from fewsound_sb.datasets import make_datasets
 
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))
 from vctk_prepare import prepare_vctk  # noqa: E402
 
-
-def dataio_prepare(hparams):
-    """Creates the train, valid and test datasets and the train sampler.
-
-    Train: random crops of ``crop_length`` samples (seeded), drawn by a
-    sampler that takes ``samples_per_epoch`` items per epoch with replacement
-    (reproducible per epoch, so every DDP process draws the same list before
-    SpeechBrain shards it). Valid / test: the first ``crop_length`` samples of
-    the validation speakers' clips, optionally a seeded subset of
-    ``n_valid`` / ``n_test`` clips.
-
-    Arguments
-    ---------
-    hparams : dict
-        The loaded YAML.
-
-    Returns
-    -------
-    datasets : dict
-        ``{"train", "valid", "test"}`` -> DynamicItemDataset.
-    train_sampler : ReproducibleWeightedRandomSampler
-    """
-    splits = {
-        "train": (hparams["train_annotation"], True, None),
-        "valid": (hparams["valid_annotation"], False, hparams["n_valid"]),
-        "test": (hparams["valid_annotation"], False, hparams["n_test"]),
-    }
-    datasets = {}
-    for split, (manifest, train, limit) in splits.items():
-        audio_pipeline = make_audio_pipeline(
-            sample_rate=hparams["sample_rate"],
-            crop_length=hparams["crop_length"],
-            train=train,
-            seed=hparams["data_seed"],
-        )
-        dataset = DynamicItemDataset.from_json(
-            json_path=manifest,
-            replacements={"data_root": hparams["data_folder"]},
-            dynamic_items=[audio_pipeline],
-            output_keys=["id", "sig"],
-        )
-        if len(dataset) == 0:
-            raise ValueError(f"No clips in '{manifest}' ({split} split): check --data_folder")
-        if limit is not None and limit < len(dataset):
-            chosen = set(random.Random(hparams["data_seed"]).sample(dataset.data_ids, limit))
-            dataset = dataset.filtered_sorted(key_test={"id": lambda i: i in chosen})
-        datasets[split] = dataset
-
-    train_sampler = ReproducibleWeightedRandomSampler(
-        weights=[1.0] * len(datasets["train"]),
-        num_samples=hparams["samples_per_epoch"],
-        replacement=True,
-        seed=hparams["data_seed"],
-    )
-    return datasets, train_sampler
-
+DATASET_YAML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vctk.yaml")
 
 if __name__ == "__main__":
-    # CLI: YAML file, run options and overrides (every top-level YAML key)
+    # CLI: model YAML, run options and overrides (every key of it and of vctk.yaml)
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
-    overrides = check_overrides(hparams_file, overrides)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    hparams, hparams_to_save = load_recipe_hparams(hparams_file, overrides, DATASET_YAML)
 
     # Initialize DDP (useful only for multi-GPU DDP training)
     sb.utils.distributed.ddp_init_group(run_opts)
@@ -113,12 +55,11 @@ if __name__ == "__main__":
             "skip_prep": hparams["skip_prep"],
         },
     )
-    datasets, train_sampler = dataio_prepare(hparams)
+    datasets, train_sampler = make_datasets(hparams)
 
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
+        hyperparams_to_save=hparams_to_save,
     )
 
     brain = FewSoundBrain(

@@ -1,17 +1,19 @@
 """Data preparation for VCTK-Corpus-0.92.
 
-Writes SpeechBrain JSON manifests ``train.json`` and ``valid.json``:
+Writes SpeechBrain JSON manifests ``train.json``, ``valid.json`` and ``test.json``:
 
     {"p225_001": {"wav": "{data_root}/wav48_silence_trimmed/p225/p225_001_mic1.flac",
                   "spk_id": "p225", "duration": 2.54}, ...}
 
 Speakers are sorted by name; the last ``valid_speakers`` of them (10 in the
-paper) are held out for validation. Also picks one recording per speaker for
-single-clip INR fitting (the paper's Table 1).
+paper) are held out for validation. The paper has no separate VCTK test split,
+so ``test.json`` holds the validation speakers too. Also picks one recording
+per speaker for single-clip INR fitting (the paper's Table 1).
 
 Download: https://datashare.ed.ac.uk/handle/10283/3443 (VCTK-Corpus-0.92).
 
-Called by train.py and fit_inr.py as ``run_on_main(prepare_vctk, kwargs=...)``.
+Called by train.py as ``run_on_main(prepare_vctk, kwargs=...)``; fit_inr.py
+uses :func:`pick_one_per_speaker`.
 """
 
 import json
@@ -28,6 +30,7 @@ AUDIO_EXTENSION = ".flac"
 MICS = ("mic1", "mic2")
 TRAIN_JSON = "train.json"
 VALID_JSON = "valid.json"
+TEST_JSON = "test.json"  # the paper evaluates on the validation speakers
 OPTIONS_JSON = "vctk_prepare_options.json"  # options the manifests were made with
 DATA_ROOT = "{data_root}"  # replaced by the real folder when the dataset is loaded
 
@@ -35,13 +38,13 @@ DATA_ROOT = "{data_root}"  # replaced by the real folder when the dataset is loa
 def prepare_vctk(
     data_folder, save_folder, valid_speakers=10, mic="mic1", skip_prep=False
 ):
-    """Writes train/valid JSON manifests for VCTK-Corpus-0.92.
+    """Writes train/valid/test JSON manifests for VCTK-Corpus-0.92.
 
     Only the ``mic`` copy of each utterance is used. Quirk: the authors' code
     globbed ``*.flac`` and so read both the mic1 and mic2 copies (every
     utterance twice); we follow the paper's intent, one copy per utterance.
 
-    If both manifests already exist and were made with the same options, the
+    If the manifests already exist and were made with the same options, the
     preparation is skipped (reruns reuse them); with other options they are
     rewritten. Manifests are written atomically.
 
@@ -50,7 +53,8 @@ def prepare_vctk(
     data_folder : str
         The VCTK-Corpus-0.92 root (holding ``wav48_silence_trimmed/``).
     save_folder : str
-        Where ``train.json`` and ``valid.json`` are written.
+        Where ``train.json``, ``valid.json`` and ``test.json`` (= the
+        validation speakers) are written.
     valid_speakers : int
         Number of speakers, the last ones in sorted order, held out for
         validation (paper: 10).
@@ -98,11 +102,13 @@ def prepare_vctk(
     options = {"valid_speakers": valid_speakers, "mic": mic}
     train_json = os.path.join(save_folder, TRAIN_JSON)
     valid_json = os.path.join(save_folder, VALID_JSON)
+    test_json = os.path.join(save_folder, TEST_JSON)
     if _manifests_ready(save_folder, options):
         logger.info(
-            "Manifests %s and %s exist (same options): skipping preparation",
+            "Manifests %s, %s and %s exist (same options): skipping preparation",
             train_json,
             valid_json,
+            test_json,
         )
         return
 
@@ -115,13 +121,14 @@ def prepare_vctk(
         ", ".join(valid_spk),
     )
     os.makedirs(save_folder, exist_ok=True)
-    for spks, manifest in ((train_spk, train_json), (valid_spk, valid_json)):
+    for spks, manifests in ((train_spk, [train_json]), (valid_spk, [valid_json, test_json])):
         entries = {}
         for spk in spks:
             entries.update(_speaker_entries(data_folder, spk, mic))
-        _write_json_atomic(manifest, entries)
-        logger.info("Wrote %s (%d utterances)", manifest, len(entries))
-    # Written last: its presence means both manifests are complete.
+        for manifest in manifests:
+            _write_json_atomic(manifest, entries)
+            logger.info("Wrote %s (%d utterances)", manifest, len(entries))
+    # Written last: its presence means the manifests are complete.
     _write_json_atomic(os.path.join(save_folder, OPTIONS_JSON), options)
 
 
@@ -229,8 +236,8 @@ def _speaker_entries(data_folder, spk, mic):
 
 
 def _manifests_ready(save_folder, options):
-    """True if both manifests exist and were made with ``options``."""
-    paths = [os.path.join(save_folder, name) for name in (TRAIN_JSON, VALID_JSON)]
+    """True if the manifests exist and were made with ``options``."""
+    paths = [os.path.join(save_folder, name) for name in (TRAIN_JSON, VALID_JSON, TEST_JSON)]
     options_path = os.path.join(save_folder, OPTIONS_JSON)
     if not all(os.path.isfile(p) for p in paths + [options_path]):
         return False

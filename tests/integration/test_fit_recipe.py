@@ -90,7 +90,7 @@ def test_vctk_recipe_kan_learns_and_writes_everything(tmp_path):
 def test_every_target_yaml_loads_and_fits(tmp_path, name):
     """In-process (no interpreter start-up): YAML + overrides -> fit -> outputs."""
     out = str(tmp_path / name)
-    overrides = {"data_folder": CORPUS, "output_folder": out, "n_steps": 3, "crop_length": 2048,
+    overrides = {"output_folder": out, "n_steps": 3, "crop_length": 2048,
                  "n_figures": 0, "metrics": ["mse", "psnr"], "progress": False}
     with open(os.path.join(ROOT, "hparams", "inr", f"{name}.yaml"), encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)

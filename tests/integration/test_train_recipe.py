@@ -93,6 +93,21 @@ def test_unknown_override_fails_before_training(tmp_path):
     assert not out.exists(), "nothing may be written before the error"
 
 
+def test_dataset_keys_are_overrides_and_typos_are_caught(tmp_path):
+    # vctk.yaml's keys: a typo is caught with the close key, before anything is written
+    out = tmp_path / "run"
+    result = run_recipe("fewsound_kan.yaml", out, "--valid_speaker", "4", "--mik", "mic2")
+    assert result.returncode != 0
+    assert "--valid_speaker (did you mean: valid_speakers, valid_every?)" in result.stderr
+    assert "--mik (did you mean: mic?)" in result.stderr
+    assert not out.exists(), "nothing may be written before the error"
+    # the right keys reach prepare_vctk: VCTK-mini has no mic2 copies
+    result = run_recipe("fewsound_kan.yaml", out, *TINY, *FEWSOUND_TINY,
+                        "--valid_speakers", "4", "--mic", "mic2")
+    assert result.returncode != 0
+    assert "Found 0 speakers with '*_mic2.flac' files" in result.stderr
+
+
 def test_missing_data_folder_fails_clearly(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT)
     cmd = [sys.executable, TRAIN, os.path.join(ROOT, "hparams", "fewsound_kan.yaml"),

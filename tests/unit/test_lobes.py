@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from fewsound_sb.lobes import encoders
 from fewsound_sb.lobes.encoders import SoundStreamEncoder, SpectrogramEncoder
 from fewsound_sb.lobes.features import (
     FrameFeatures,
@@ -14,6 +15,20 @@ from fewsound_sb.lobes.features import (
 from fewsound_sb.lobes.soundstream import CausalConv1d
 
 SAMPLE_RATE = 22050
+
+# Every encoder of fewsound_sb.lobes.encoders, tiny: (name, factory). A new encoder
+# adds one line here; test_encoder_contract checks its output_dim / sample_rate /
+# input_length and forward, and test_every_exported_encoder_is_listed that it is here.
+ENCODERS = [
+    ("SoundStreamEncoder", lambda: SoundStreamEncoder(
+        input_length=2048, channels=2, output_channels=4, channel_mults=(2, 4),
+        strides=(4, 8), sample_rate=16000)),
+    ("SoundStreamEncoder", lambda: SoundStreamEncoder(
+        input_length=1000, channels=2, output_channels=4, channel_mults=(2, 4),
+        strides=(4, 8), norm="channel", sample_rate=16000)),
+    ("SpectrogramEncoder", lambda: SpectrogramEncoder(
+        sample_rate=16000, n_fft=64, hop_length=32, hidden=8, n_conv=2, output_dim=12)),
+]
 
 
 def tiny_soundstream(**overrides):
@@ -138,9 +153,10 @@ def test_soundstream_conv_stack_is_causal(norm):
 
 
 def test_soundstream_length_agnostic_mode_accepts_other_lengths():
+    # the conv stack (features) takes any length; forward's embedding needs input_length
     encoder = tiny_soundstream(norm="channel")
     for length in (2048, 1000, 4099):
-        outputs = encoder(torch.rand(2, length))
+        outputs = encoder.features(torch.rand(2, length)).flatten(start_dim=1)
         assert outputs.shape == (2, 4 * encoder.num_frames(length))
     assert encoder.num_frames(1000) == math.ceil(math.ceil(1000 / 4) / 8)
 
@@ -256,3 +272,29 @@ def test_spectrogram_rejects_bad_shapes():
         encoder(torch.rand(2, 100))
     with pytest.raises(ValueError, match=r"\(4096,\)"):
         encoder(torch.rand(4096))
+
+
+# ---------------------------------------------------------- the contract
+@pytest.mark.parametrize("name, factory", ENCODERS, ids=[n for n, _ in ENCODERS])
+def test_encoder_contract(name, factory):
+    """output_dim / sample_rate / input_length (fewsound_sb.lobes), forward's shape."""
+    encoder = factory().eval()
+    assert isinstance(encoder, getattr(encoders, name))
+    assert type(encoder.output_dim) is int and encoder.output_dim > 0
+    assert type(encoder.sample_rate) is int and encoder.sample_rate == 16000
+    length = encoder.input_length
+    assert length is None or (type(length) is int and length > 0)
+    with torch.no_grad():
+        for shape in ((3, length or 1500), (3, 1, length or 1500)):
+            assert encoder(torch.rand(*shape) * 2 - 1).shape == (3, encoder.output_dim)
+        if length is None:  # any length works
+            assert encoder(torch.rand(2, 2100)).shape == (2, encoder.output_dim)
+        else:
+            for wrong in (length - 1, length + 7):
+                with pytest.raises(ValueError, match=f"expected {length} samples"):
+                    encoder(torch.rand(2, wrong))
+
+
+def test_every_exported_encoder_is_listed():
+    exported = {name for name in encoders.__all__ if name.endswith("Encoder")}
+    assert exported == {name for name, _ in ENCODERS}

@@ -88,6 +88,7 @@ def test_manifests_written(tmp_path):
     assert len(train) + len(valid) == sum(
         len(os.listdir(os.path.join(AUDIO, s))) for s in speakers
     )
+    assert _load(tmp_path / "test.json") == valid  # no VCTK test split in the paper
     entry = train["p225_001"]
     assert entry["wav"] == "{data_root}/wav48_silence_trimmed/p225/p225_001_mic1.flac"
     assert entry["spk_id"] == "p225"
