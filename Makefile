@@ -26,6 +26,8 @@ test: venv
 	$(PY) -m pytest
 
 # FewSound-KAN on the embedded corpus, small enough for 2 CPU cores; then the table.
+# Dataset keys (--data_folder, --valid_speakers, --mic) come from recipes/VCTK/vctk.yaml,
+# model keys from the hparams YAML; both are overridden on the command line.
 DEMO := $(OUT)/demo_fewsound_kan
 demo: venv
 	$(PY) recipes/VCTK/train.py hparams/fewsound_kan.yaml --data_folder tests/samples/VCTK-mini \
@@ -38,7 +40,8 @@ demo: venv
 	@cat $(DEMO)/eval/test_epoch*.md
 	@echo "Reconstructions (wav + png): $$(ls -d $(DEMO)/eval/test_epoch*/)"
 
-# Single-clip KAN fits (paper Table 1 setting, 300 of the 10,000 steps) on 4 clips.
+# Single-clip KAN fits (paper Table 1 setting, 300 of the 10,000 steps) on 4 clips
+# (--data_folder and --n_clips are keys of recipes/VCTK/fit_inr.yaml).
 fit-demo: venv
 	$(PY) recipes/VCTK/fit_inr.py hparams/inr/kan.yaml --data_folder tests/samples/VCTK-mini \
 		--output_folder $(OUT)/demo_fit_kan --n_steps 300 --n_clips 4 --batch_clips 4

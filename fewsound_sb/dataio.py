@@ -265,7 +265,8 @@ class AudioPipeline:
     generator, seeded from ``seed`` and the worker seed torch assigns for the
     epoch, so workers do not repeat each other's crops and epochs differ while
     runs stay reproducible. Evaluation takes the first ``crop_length`` samples
-    (the authors' validation; facts.md section 7).
+    (the authors' validation, fewsound/systems/main.py in
+    github.com/gmum/fewsound).
 
     Arguments
     ---------

@@ -3,8 +3,8 @@
 A stack of causal 1-D convolutions that turns a raw waveform ``[B, T]`` into a flat
 embedding ``[B, output_dim]`` (3296 for a 32768-sample clip), as in the encoder of
 SoundStream (Zeghidour et al., 2021, https://arxiv.org/abs/2107.03312) used by FewSound
-(paper Section 2 "Audio encoders"; ``reference/facts.md`` Section 4 "Default,
-SoundStream-like").
+(paper Section 2 "Audio encoders"; authors' code github.com/gmum/fewsound,
+``fewsound/models/encoders/default_encoder.py``).
 
 Layout (defaults: C = 16, C_out = 32/64/128/256, s = 2/4/5/8, d = 1/3/9, D = 32)::
 
@@ -263,7 +263,7 @@ class SoundStreamEncoder(torch.nn.Module):
     """SoundStream-style encoder E: waveform ``[B, T]`` -> ``[B, output_dim]``.
 
     FewSound's default sound encoder (paper Sec. 2 and Sec. 4, "FewSound uses a
-    SoundStream based encoder"; ``reference/facts.md`` Sec. 4), trained from scratch.
+    SoundStream based encoder"; authors' ``default_encoder.py``), trained from scratch.
     SoundStream: Zeghidour et al., 2021, https://arxiv.org/abs/2107.03312.
 
     Normalisation. The authors normalise every layer with ``LayerNorm([C, T])`` whose

@@ -4,7 +4,8 @@ Log linear spectrogram -> GLU -> causal convs -> frame MLP, joined with fixed pe
 features (A-weighted loudness, pitch, periodicity), then a projection and a GRU whose
 last hidden state is the embedding. After the VoiceBlock encoder (O'Reilly et al., 2022,
 https://arxiv.org/abs/2203.11352) as used by FewSound (paper Sec. 2 and Table 5,
-``reference/facts.md`` Sec. 4 "Spectrogram encoder").
+authors' code github.com/gmum/fewsound,
+``fewsound/models/encoders/spectrogram_encoder.py``).
 """
 
 import torch
@@ -101,7 +102,7 @@ class SpectrogramEncoder(torch.nn.Module):
         BatchNorm -> Linear(-> hidden) -> ReLU -> GRU(-> output_dim)
         last hidden state                                             [B, output_dim]
 
-    Differences from the authors' encoder (``reference/facts.md`` Sec. 4): they also
+    Differences from the authors' encoder (``spectrogram_encoder.py``): they also
     appended a 256-d phonetic posteriorgram (PPG) from a pretrained asset that is not
     available here, so the extras are the ``len(extra_features)`` = 3 features above
     instead of 259; pitch/periodicity come from a torch YIN-style estimator instead of

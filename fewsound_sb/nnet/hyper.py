@@ -159,7 +159,7 @@ class MLPHypernetwork(torch.nn.Module):
         layers = []
         for n_in, n_out in zip(sizes, sizes[1:]):
             linear = torch.nn.Linear(n_in, n_out)
-            # facts §3 "H init": hidden layers kaiming_uniform(relu), zero bias
+            # authors' H init (fewsound/models/meta/hyper.py): kaiming_uniform(relu), zero bias
             torch.nn.init.kaiming_uniform_(linear.weight, nonlinearity="relu")
             torch.nn.init.zeros_(linear.bias)
             layers += [linear, activation()]
@@ -201,7 +201,7 @@ class MLPHypernetwork(torch.nn.Module):
         """Per-target-block init of the output layer (hypnettorch style).
 
         For the rows of the output layer that produce one target block
-        (``n = last hidden width``, facts §3):
+        (``n = last hidden width``; authors' ``fewsound/models/meta/hyper.py``):
 
         * kind "bias": ``U(±sqrt(3 var))``, ``var = 1 / n``;
         * kind "weight": ``U(±sqrt(3 var))``,
@@ -267,7 +267,7 @@ class UniversalWeightEncoder(torch.nn.Module):
     """Universal weight encoder ``G``: θ ``[P]`` as a 1-D signal -> ``[1, d]``.
 
     ``[Conv1d(1, 1, kernel_size) -> activation] x n_conv -> Linear(P - n_conv (k - 1), d)``
-    (no padding, stride 1; facts §3). With the paper's NeRF target
+    (no padding, stride 1; authors' ``fewsound/models/meta/hyper.py``). With the paper's NeRF target
     (P = 32,901, k = 8101, d = 3296) this is about 55.07M parameters.
 
     Arguments

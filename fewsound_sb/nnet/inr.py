@@ -8,7 +8,7 @@ Every target network f(t) → amplitude is defined once, as a
 * a batched functional forward ``forward_params(t, params)`` where every block
   carries a leading batch dimension B (one weight set per clip).
 
-The same definition then serves three callers (see DESIGN.md): a plain module
+The same definition then serves three callers: a plain module
 holding its own weights (``forward(t)``), single-clip fitting of many clips at
 once (``forward_flat(t, w)`` with ``w: [B, P]``), and the hypernetworks, which
 emit flat weight vectors. Time coordinates span [-1, 1] over the clip

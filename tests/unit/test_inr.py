@@ -69,7 +69,7 @@ def test_batched_time_module_forward():
 
 
 def test_kan_ablation_counts():
-    # facts.md: L=8, [48,24,12] -> 31,080; k=3 -> 33,300; G=17 -> 46,620; no scaler -> 28,860.
+    # paper Tables 7-10 (#Params): L=8, [48,24,12] -> 31,080; k=3 -> 33,300; G=17 -> 46,620; no scaler -> 28,860.
     assert KAN(encoding_length=8).num_params == 31080
     assert KAN(encoding_length=8, spline_order=3).num_params == 33300
     assert KAN(encoding_length=8, grid_size=17).num_params == 46620
