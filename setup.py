@@ -12,6 +12,10 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["fewsound_sb", "fewsound_sb.*"]),
+    # The YAMLs ship inside the package (fewsound_sb/hparams is a link to the
+    # top-level hparams/ folder), so `fewsound-fit --inr kan` works after
+    # `pip install`, outside the checkout.
+    package_data={"fewsound_sb": ["hparams/*.yaml", "hparams/inr/*.yaml"]},
     python_requires=">=3.10",
     install_requires=[
         "speechbrain>=1.0",

@@ -15,7 +15,6 @@ Example
 See ``recipes/VCTK/train.py`` and ``tests/unit/test_brains.py``.
 """
 
-import csv
 import math
 import os
 import zipfile
@@ -26,10 +25,10 @@ from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.distributed import if_main_process
 from speechbrain.utils.logger import get_logger
 
-from fewsound_sb.dataio import write_audio
-from fewsound_sb.metrics import compute_metrics, format_table, summarize
+from fewsound_sb.metrics import compute_metrics, summarize
 from fewsound_sb.nnet.hyper import count_parameters
 from fewsound_sb.nnet.inr import time_grid
+from fewsound_sb.reports import write_example, write_metric_table
 
 logger = get_logger(__name__)
 
@@ -285,42 +284,25 @@ class FewSoundBrain(sb.Brain):
 
     # ------------------------------------------------------------ writing --
     def _write_evaluation(self, stage, epoch, summary):
-        """``<eval_folder>/<stage>_epoch<N>.md|.csv`` and the examples folder."""
+        """``<eval_folder>/<stage>_epoch<N>.md|.csv`` and the examples folder
+        (written by :mod:`fewsound_sb.reports`)."""
         name = f"{stage.name.lower()}_epoch{epoch}"
         folder = self.hparams.eval_folder
-        os.makedirs(folder, exist_ok=True)
         md_path = os.path.join(folder, f"{name}.md")
-        title = f"{self.hparams.model_name}, {stage.name.lower()} epoch {epoch}"
-        with open(md_path, "w", encoding="utf-8") as fout:
-            fout.write(f"# {title} ({len(self.metric_rows)} clips, mean ± std)\n\n")
-            fout.write(format_table(summary, title=self.hparams.model_name) + "\n")
-        with open(os.path.join(folder, f"{name}.csv"), "w", newline="", encoding="utf-8") as fout:
-            writer = csv.writer(fout)
-            writer.writerow(["model", "stage", "epoch", "metric", "mean", "std", "n_clips"])
-            for metric, (mean, std) in summary.items():
-                writer.writerow(
-                    [self.hparams.model_name, stage.name.lower(), epoch, metric,
-                     mean, std, len(self.metric_rows)]
-                )
+        model = self.hparams.model_name
+        n_clips = len(self.metric_rows)
+        write_metric_table(
+            md_path, os.path.join(folder, f"{name}.csv"), summary, title=model,
+            heading=f"{model}, {stage.name.lower()} epoch {epoch} ({n_clips} clips, mean ± std)",
+            n_clips=n_clips, meta={"model": model, "stage": stage.name.lower(), "epoch": epoch},
+        )
         example_folder = os.path.join(folder, name)
         self._write_examples(example_folder)
         logger.info("Metric table: %s; examples: %s", md_path, example_folder)
 
     def _write_examples(self, folder):
         """``<id>_ref.wav``, ``<id>_rec.wav`` and ``<id>.png`` per example."""
-        if not self.examples:
-            return
-        try:
-            from fewsound_sb.plotting import plot_reconstruction
-        except ImportError as err:  # optional: matplotlib missing
-            plot_reconstruction = None
-            logger.warning("No reconstruction plots (%s)", err)
-        sample_rate = self.hparams.sample_rate
         for item_id, reference, estimate in self.examples:
             base = os.path.join(folder, str(item_id))
-            write_audio(f"{base}_ref.wav", reference, sample_rate)
-            write_audio(f"{base}_rec.wav", estimate.clamp(-1.0, 1.0), sample_rate)
-            if plot_reconstruction is not None:
-                plot_reconstruction(
-                    reference, estimate, sample_rate, f"{base}.png", title=str(item_id)
-                )
+            write_example(reference, estimate, self.hparams.sample_rate, f"{base}_ref.wav",
+                          f"{base}_rec.wav", f"{base}.png", title=str(item_id))

@@ -1,10 +1,16 @@
-"""Audio input/output and SpeechBrain data pipelines.
+"""Audio input/output, clips to fit, and SpeechBrain data pipelines.
 
 Reading (any format soundfile reads: wav, flac, ogg, mp3), mixing to mono,
 resampling, peak normalisation, cropping/padding to the fixed clip length the
 hypernetworks use (32,768 samples at 22,050 Hz in the paper), splitting a long
-file into consecutive pieces, atomic writing, and the ``@takes``/``@provides``
+file into consecutive pieces, writing audio (atomically, through
+:func:`fewsound_sb.files.atomic_write`), and the ``@takes``/``@provides``
 pipeline factory for :class:`speechbrain.dataio.dataset.DynamicItemDataset`.
+
+The clips of single-clip fitting are read here too: :func:`prepare_clips`
+turns files into :class:`FitClip` objects (cropped or split into pieces,
+peak-normalised, with the gain that restores the original level), and
+:func:`unique_ids` names them; :mod:`fewsound_sb.fitting` fits them.
 
 Every bad audio file raises the same exception, :class:`AudioReadError`, whose
 message names the file, what is wrong with it and what to do.
@@ -12,7 +18,7 @@ message names the file, what is wrong with it and what to do.
 
 import numbers
 import os
-import tempfile
+from dataclasses import dataclass
 
 import numpy as np
 import soundfile
@@ -20,6 +26,8 @@ import torch
 import torchaudio
 from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain.utils.logger import get_logger
+
+from fewsound_sb.files import atomic_write
 
 logger = get_logger(__name__)
 
@@ -309,19 +317,40 @@ class AudioPipeline:
 
     def crop(self, wav):
         """Crops/pads ``wav`` [T] to ``[crop_length]`` and normalises it."""
+        return self.crop_with_length(wav)[0]
+
+    def crop_with_length(self, wav):
+        """As :meth:`crop`, also returning the relative valid length.
+
+        Returns
+        -------
+        sig : torch.Tensor
+            ``[crop_length]``.
+        length : float
+            ``min(T, crop_length) / crop_length``: the part of ``sig`` that is
+            audio (SpeechBrain's relative-length convention); < 1 for a clip
+            shorter than the crop, whose end is zero padding.
+
+        Example
+        -------
+        >>> pipe = AudioPipeline(16000, crop_length=8, train=True, seed=0)
+        >>> pipe.crop_with_length(torch.ones(2))[1]
+        0.25
+        """
         if self.train:
-            sig, _ = crop_or_pad(
+            sig, num_valid = crop_or_pad(
                 wav, self.crop_length, mode="random", generator=self._get_generator()
             )
         else:
-            sig, _ = crop_or_pad(wav, self.crop_length, mode="start")
+            sig, num_valid = crop_or_pad(wav, self.crop_length, mode="start")
         if self.normalize:
             sig = peak_normalize(sig)
-        return sig
+        return sig, num_valid / self.crop_length
 
     def __call__(self, path):
-        """Reads ``path`` and returns the ``[crop_length]`` float32 signal."""
-        return self.crop(read_audio(path, sample_rate=self.sample_rate, mono=True))
+        """Reads ``path``; returns the ``[crop_length]`` float32 signal and its
+        relative valid length (see :meth:`crop_with_length`)."""
+        return self.crop_with_length(read_audio(path, sample_rate=self.sample_rate, mono=True))
 
 
 def make_audio_pipeline(sample_rate, crop_length, train, seed, normalize=True):
@@ -344,7 +373,10 @@ def make_audio_pipeline(sample_rate, crop_length, train, seed, normalize=True):
     Returns
     -------
     speechbrain.utils.data_pipeline.DynamicItem
-        Takes ``"wav"`` (a path), provides ``"sig"`` (float32 ``[crop_length]``).
+        Takes ``"wav"`` (a path), provides ``"sig"`` (float32 ``[crop_length]``)
+        and ``"length"`` (float, the relative valid length: < 1 when the clip
+        is shorter than the crop and ``sig`` ends in zero padding; pass it as
+        ``length=`` to the loss and the metrics so the padding is ignored).
 
     Example
     -------
@@ -359,9 +391,15 @@ def make_audio_pipeline(sample_rate, crop_length, train, seed, normalize=True):
     ... )
     >>> dataset[0]["sig"].shape, dataset[0]["sig"].max().item()
     (torch.Size([256]), 1.0)
+    >>> short = make_audio_pipeline(8000, crop_length=400, train=False, seed=0)
+    >>> dataset = DynamicItemDataset(
+    ...     data, dynamic_items=[short], output_keys=["id", "sig", "length"]
+    ... )
+    >>> dataset[0]["sig"].shape, dataset[0]["length"]
+    (torch.Size([400]), 0.75)
     """
     pipeline = AudioPipeline(sample_rate, crop_length, train, seed, normalize)
-    return takes("wav")(provides("sig")(pipeline))
+    return takes("wav")(provides("sig", "length")(pipeline))
 
 
 def list_audio_files(paths, extensions=(".wav", ".flac", ".ogg", ".mp3")):
@@ -420,7 +458,7 @@ def list_audio_files(paths, extensions=(".wav", ".flac", ".ogg", ".mp3")):
 
 
 def write_audio(path, wav, sample_rate, subtype=None):
-    """Writes audio atomically: to a temporary file, then renamed into place.
+    """Writes audio atomically (:func:`fewsound_sb.files.atomic_write`).
 
     An interrupted write never leaves a half-written file at ``path``.
     The format follows the extension (wav, flac, ogg); parent folders are
@@ -457,15 +495,148 @@ def write_audio(path, wav, sample_rate, subtype=None):
         logger.warning("Audio written to '%s' exceeds [-1, 1] and may clip", path)
     data = wav.numpy() if wav.dim() == 1 else wav.T.numpy()  # [T] or [T, C]
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1]  # soundfile picks the format from it
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=suffix)
-    os.close(fd)
-    try:
-        soundfile.write(tmp_path, data, sample_rate, subtype=subtype)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    # the temporary file keeps the extension: soundfile picks the format from it
+    atomic_write(path, lambda tmp_path: soundfile.write(tmp_path, data, sample_rate,
+                                                        subtype=subtype))
+
+
+# --------------------------------------------------------------------------- clips to fit
+@dataclass
+class FitClip:
+    """One clip to fit (or a file that could not be read).
+
+    Attributes
+    ----------
+    id : str
+        Unique name (file stem, ``_piece003`` suffix for pieces).
+    path : str
+        Source file.
+    wav : torch.Tensor or None
+        ``[N]`` peak-normalised crop; None if the file could not be read.
+    num_valid : int
+        Leading samples of ``wav`` that are audio (the rest is padding).
+    note : str
+        What happened to the clip (padding), for the log and the CSV.
+    error : str
+        Why the file could not be read ("" if it was).
+    gain : float
+        Peak of the crop before normalisation: ``gain * wav`` is the crop at
+        its original level.
+
+    Example
+    -------
+    >>> clip = FitClip("a", "a.wav", torch.tensor([0.5, -1.0]), 2, gain=0.25)
+    >>> (clip.gain * clip.wav).tolist()
+    [0.125, -0.25]
+    """
+
+    id: str
+    path: str
+    wav: torch.Tensor = None
+    num_valid: int = 0
+    note: str = ""
+    error: str = ""
+    gain: float = 1.0
+
+
+def prepare_clips(sources, sample_rate, crop_length, crop="start", seed=0, all_pieces=False):
+    """Reads files into fixed-length, peak-normalised clips.
+
+    Files are mixed to mono and resampled to ``sample_rate``. Longer files are
+    cropped (``"start"``: the first ``crop_length`` samples; ``"random"``: a
+    random crop, clip i drawn with seed ``seed + i``; ``"center"``) or, with
+    ``all_pieces``, split into consecutive pieces. Shorter ones are
+    zero-padded and the clip's ``note`` says so. Unreadable files become
+    clips with ``error`` set (and are logged), so the caller can report them
+    and go on.
+
+    Arguments
+    ---------
+    sources : list of (str, str)
+        ``(id, path)`` pairs; ids must be unique.
+    sample_rate : int
+        Target sample rate in Hz.
+    crop_length : int
+        Clip length in samples.
+    crop : str
+        ``"start"``, ``"random"`` or ``"center"``.
+    seed : int
+        Seed of the random crops.
+    all_pieces : bool
+        Split each file into consecutive pieces instead of cropping.
+
+    Returns
+    -------
+    list of FitClip
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
+    >>> write_audio(path, 0.5 * torch.ones(2500), 8000)
+    >>> clips = prepare_clips([("a", path), ("b", "missing.wav")], 8000, 1000, all_pieces=True)
+    >>> [(c.id, c.num_valid, bool(c.error)) for c in clips]
+    [('a_piece000', 1000, False), ('a_piece001', 1000, False), ('a_piece002', 500, False), ('b', 0, True)]
+    >>> round(clips[0].gain, 4), clips[0].wav.max().item()
+    (0.5, 1.0)
+    """
+    if crop not in CROP_MODES:
+        raise ValueError(f"crop must be one of {CROP_MODES}. Found: {crop!r}")
+    clips = []
+    for index, (clip_id, path) in enumerate(sources):
+        try:
+            wav = read_audio(path, sample_rate=sample_rate, mono=True)
+        except AudioReadError as err:
+            logger.error("Skipping %s: %s", path, err)
+            clips.append(FitClip(clip_id, os.fspath(path), error=str(err)))
+            continue
+        total = wav.shape[-1]
+        if all_pieces:
+            pieces = split_pieces(wav, crop_length)
+            for k, piece in enumerate(pieces):
+                valid = min(crop_length, total - k * crop_length)
+                clips.append(_make_clip(f"{clip_id}_piece{k:03d}", path, piece, valid,
+                                        crop_length, sample_rate))
+        else:
+            generator = torch.Generator().manual_seed(seed + index)
+            sig, valid = crop_or_pad(wav, crop_length, mode=crop, generator=generator)
+            clips.append(_make_clip(clip_id, path, sig, valid, crop_length, sample_rate))
+    return clips
+
+
+def _make_clip(clip_id, path, sig, valid, crop_length, sample_rate):
+    """A :class:`FitClip` of one crop: normalised, with its gain and padding note."""
+    note = ""
+    if valid < crop_length:
+        note = (f"padded: only {valid} of {crop_length} samples are audio "
+                f"({valid / sample_rate:.2f} s); metrics use the audio part")
+        logger.warning("Clip %s (%s) %s", clip_id, path, note)
+    peak = float(sig.abs().max())
+    return FitClip(clip_id, os.fspath(path), peak_normalize(sig), valid, note,
+                   gain=peak if peak > 0 else 1.0)
+
+
+def unique_ids(paths):
+    """File stems as clip ids, made unique with ``-2``, ``-3``... suffixes.
+
+    Arguments
+    ---------
+    paths : list of str
+        Audio files.
+
+    Returns
+    -------
+    list of str
+        One id per path, in order.
+
+    Example
+    -------
+    >>> unique_ids(["x/a.wav", "y/a.flac", "b.ogg"])
+    ['a', 'a-2', 'b']
+    """
+    seen, ids = {}, []
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+        seen[stem] = seen.get(stem, 0) + 1
+        ids.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return ids

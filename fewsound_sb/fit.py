@@ -1,49 +1,115 @@
 """``fewsound-fit``: fit one INR per clip on any audio files or folders.
 
-    fewsound-fit --hparams hparams/inr/kan.yaml song.flac my_folder/ --output_folder out/
-    python -m fewsound_sb.fit --hparams hparams/inr/siren.yaml a.wav --n_steps 2000 --lr 1e-4
+    fewsound-fit --inr kan song.flac my_folder/ --output_folder out/
+    fewsound-fit --inr siren a.wav --n_steps 2000 --lr 1e-4
+    fewsound-fit --hparams my_fit.yaml a.wav          # any YAML of the same keys
+    python -m fewsound_sb.fit --inr nerf a.wav
+
+``--inr NAME`` uses the packaged settings ``hparams/inr/<NAME>.yaml`` (the
+paper's Table 1 configuration of that target; they ship inside the package,
+so this works after ``pip install`` from any folder); ``--hparams FILE``
+takes any YAML instead. Every top-level key of the YAML is a command-line
+override (``--grid_size 5 --hidden_sizes [96,48,24]``); unknown keys fail
+with close matches (:func:`fewsound_sb.config.check_overrides`) before
+anything is built.
 
 Reads every file soundfile can decode (wav, flac, ogg, mp3; any sample rate,
 any channel count), mixes to mono, resamples to the YAML's ``sample_rate``,
 and takes the first ``crop_length`` samples (deterministic), or, with
-``--all_pieces``, every consecutive piece (ids ``<name>_piece003``). Shorter
-files are zero-padded and the log and results.csv say so. Unreadable files
-are reported by name (log and a CSV row with status ``unreadable``) and
-skipped. Outputs are those of :mod:`fewsound_sb.fitting`; rerunning the same
-command resumes.
-
-Options: ``--hparams FILE`` (required), ``--output_folder DIR``,
-``--all_pieces``, ``--device DEV``, and any YAML key as ``--key value``
-(e.g. ``--grid_size 5 --hidden_sizes [96,48,24]``). Every other argument is
-an input file or folder.
+``--all_pieces``, every consecutive piece (ids ``<name>_piece003``)
+(:func:`fewsound_sb.dataio.prepare_clips`). Shorter files are zero-padded and
+the log and results.csv say so. Unreadable files are reported by name (log
+and a CSV row with status ``unreadable``) and skipped. Outputs are those of
+:mod:`fewsound_sb.fitting`; rerunning the same command resumes.
 """
 
 import argparse
+import os
 import sys
+from importlib import resources
 
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import infer_device
 from speechbrain.utils.logger import get_logger
 
-from fewsound_sb.dataio import list_audio_files
-from fewsound_sb.fitting import fit_from_hparams, prepare_clips, unique_ids
+from fewsound_sb.config import check_overrides, yaml_top_level_keys
+from fewsound_sb.dataio import list_audio_files, prepare_clips, unique_ids
+from fewsound_sb.fitting import fit_from_hparams
 
 logger = get_logger(__name__)
 
+# Options that take a value; the knobs (last four) are YAML overrides listed in --help.
+_OPTIONS = {"--inr", "--hparams", "--output_folder", "--device",
+            "--lr", "--n_steps", "--batch_clips", "--crop_length"}
+_KNOBS = ("lr", "n_steps", "batch_clips", "crop_length", "output_folder")
 _FLAGS = {"--all_pieces"}
-_OPTIONS = {"--hparams", "--output_folder", "--device"}
+
+
+def packaged_inr_yamls():
+    """Names of the INR fit YAMLs shipped in the package (``--inr`` choices).
+
+    Example
+    -------
+    >>> packaged_inr_yamls()
+    ['finer', 'kan', 'nerf', 'rff', 'siren', 'wire']
+    """
+    folder = resources.files("fewsound_sb").joinpath("hparams", "inr")
+    if not folder.is_dir():
+        return []
+    return sorted(os.path.splitext(f.name)[0] for f in folder.iterdir()
+                  if f.name.endswith(".yaml"))
+
+
+def packaged_inr_yaml(name):
+    """Path of the packaged fit YAML of target ``name`` (``hparams/inr/<name>.yaml``).
+
+    Arguments
+    ---------
+    name : str
+        A target name (``packaged_inr_yamls()``), case-insensitive.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> os.path.basename(packaged_inr_yaml("KAN"))
+    'kan.yaml'
+    """
+    path = resources.files("fewsound_sb").joinpath("hparams", "inr", f"{str(name).lower()}.yaml")
+    if not path.is_file():
+        available = packaged_inr_yamls()
+        raise ValueError(
+            f"no packaged settings for --inr {name}: choose one of {', '.join(available)}"
+            if available else
+            "the packaged YAMLs (fewsound_sb/hparams/inr) are missing from this install: "
+            "reinstall fewsound-sb, or pass --hparams FILE"
+        )
+    return os.fspath(path)
 
 
 def _parser():
     parser = argparse.ArgumentParser(
         prog="fewsound-fit",
-        description="Fit one implicit neural representation (INR) per audio clip. "
-        "Any other --key value pair overrides that key of the YAML.",
+        description="Fit one implicit neural representation (INR) per audio clip "
+        "(the paper's single-clip fits) and write metrics, weights, wavs and figures.",
+        epilog="Every top-level key of the YAML is also an option: --key value "
+        "(e.g. --grid_size 5 --hidden_sizes [96,48,24] --metrics [mse,psnr]); an unknown "
+        "key fails with close matches. Rerunning the same command resumes.",
     )
     parser.add_argument("inputs", nargs="+", help="audio files and/or folders (searched recursively)")
-    parser.add_argument("--hparams", required=True, help="an hparams/inr/<name>.yaml file")
-    parser.add_argument("--output_folder", help="where results go (default: the YAML's)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--inr", help="target network, with its packaged Table 1 settings: "
+                        + ", ".join(packaged_inr_yamls()))
+    source.add_argument("--hparams", help="a fit YAML of your own (same keys as hparams/inr/)")
+    knobs = parser.add_argument_group("main settings (YAML overrides; default: the YAML's)")
+    knobs.add_argument("--lr", type=float, help="AdamW learning rate")
+    knobs.add_argument("--n_steps", type=int, help="optimisation steps per clip")
+    knobs.add_argument("--batch_clips", type=int, help="clips fitted together per step")
+    knobs.add_argument("--crop_length", type=int, help="clip length in samples")
+    knobs.add_argument("--output_folder", help="where results go")
     parser.add_argument("--all_pieces", action="store_true",
                         help="fit every consecutive crop_length piece, not only the first")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: a GPU if any)")
@@ -65,8 +131,8 @@ def split_arguments(argv):
 
     Example
     -------
-    >>> split_arguments(["--hparams", "k.yaml", "a.wav", "--n_steps", "5", "--lr=0.01", "b/"])
-    (['--hparams', 'k.yaml', 'a.wav', 'b/'], [('n_steps', '5'), ('lr', '0.01')])
+    >>> split_arguments(["--inr", "kan", "a.wav", "--n_steps", "5", "--grid_size=3", "b/"])
+    (['--inr', 'kan', 'a.wav', '--n_steps', '5', 'b/'], [('grid_size', '3')])
     """
     ours, overrides, i = [], [], 0
     while i < len(argv):
@@ -105,7 +171,8 @@ def main(argv=None):
     -------
     int
         0 on success; 2 (after a message on stderr) for bad arguments, a
-        missing/broken YAML, no audio found, or no readable audio.
+        missing/broken YAML, an unknown override, no audio found, or no
+        readable audio.
     """
     parser = _parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -114,14 +181,16 @@ def main(argv=None):
     except ValueError as err:
         parser.error(str(err))
     args = parser.parse_args(ours)
-    if args.output_folder:
-        pairs.append(("output_folder", args.output_folder))
-    if "data_folder" not in {key for key, _ in pairs}:
-        pairs.append(("data_folder", "null"))  # only the VCTK recipe reads it
-    overrides = "\n".join(f"{key}: {value}" for key, value in pairs)
+    pairs += [(key, getattr(args, key)) for key in _KNOBS if getattr(args, key) is not None]
 
     try:
-        with open(args.hparams, encoding="utf-8") as fin:
+        hparams_file = args.hparams or packaged_inr_yaml(args.inr)
+        with open(hparams_file, encoding="utf-8") as fin:
+            keys = yaml_top_level_keys(fin.read())
+        if "data_folder" in keys and "data_folder" not in {key for key, _ in pairs}:
+            pairs.append(("data_folder", "null"))  # a recipe key; the inputs are the data here
+        overrides = check_overrides(hparams_file, "\n".join(f"{k}: {v}" for k, v in pairs))
+        with open(hparams_file, encoding="utf-8") as fin:
             hparams = load_hyperpyyaml(fin, overrides)
         files = list_audio_files(args.inputs)
     except (OSError, ValueError, KeyError) as err:
@@ -129,10 +198,11 @@ def main(argv=None):
 
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=args.hparams,
+        hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    logger.info("Found %d audio files in %s", len(files), ", ".join(args.inputs))
+    logger.info("Fitting with %s; found %d audio files in %s", hparams_file, len(files),
+                ", ".join(args.inputs))
     clips = prepare_clips(
         list(zip(unique_ids(files), files)), hparams["sample_rate"], hparams["crop_length"],
         crop="start", all_pieces=args.all_pieces,

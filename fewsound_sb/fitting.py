@@ -17,22 +17,27 @@ the last saved step, and clips already finished are not refitted.
 
 Outputs of :meth:`INRFitter.run` in the output folder::
 
-    results.csv           one row per clip: id, path, status, metrics, steps, seconds
-    summary.md            mean ± std per metric (paper Table 1 layout)
-    weights/<id>.pt       fitted weights, reload with load_fitted(path)
-    wavs/<id>.wav         reconstruction; originals/<id>.wav the fitted crop
-    figures/<id>.png      waveform + log-mel, original above reconstruction
-    loss_curve.png        loss per step of every clip
-    records/<id>.pt       per-clip row + loss history (used to resume)
-    state/batch_*.pt      optimiser state of the unfinished batch (removed when done)
+    results.csv              one row per clip: id, path, status, metrics, steps, seconds
+    summary.md, summary.csv  mean ± std per metric (paper Table 1 layout)
+    weights/<id>.safetensors fitted weights (fewsound_sb.weights.INRWeights; the
+                             network: fewsound_sb.weights.load_fitted(path))
+    wavs/<id>.wav            reconstruction; originals/<id>.wav the fitted crop
+    figures/<id>.png         waveform + log-mel, original above reconstruction
+    loss_curve.png           loss per step of every clip
+    records/<id>.pt          per-clip row + loss history (used to resume)
+    state/batch_*.pt         optimiser state of the unfinished batch (removed when done)
+
+This module holds the fitter only. The clips come from
+:func:`fewsound_sb.dataio.prepare_clips` (:class:`~fewsound_sb.dataio.FitClip`),
+the weights files are :class:`fewsound_sb.weights.INRWeights`, the tables,
+wavs and figures are written by :mod:`fewsound_sb.reports`, and every file
+atomically by :mod:`fewsound_sb.files`.
 """
 
-import csv
 import functools
 import hashlib
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 
@@ -40,144 +45,26 @@ import torch
 from speechbrain.utils.logger import get_logger
 from tqdm import tqdm
 
-from fewsound_sb.dataio import (
-    AudioReadError,
-    crop_or_pad,
-    peak_normalize,
-    read_audio,
-    split_pieces,
-    write_audio,
+from fewsound_sb.files import save_torch
+from fewsound_sb.metrics import compute_metrics, summarize
+from fewsound_sb.nnet.hyper import count_parameters
+from fewsound_sb.nnet.inr import (
+    INR_REGISTRY,
+    FunctionalINR,
+    inr_class_path,
+    registered_name,
+    time_grid,
 )
-from fewsound_sb.metrics import compute_metrics, format_table, summarize
-from fewsound_sb.nnet.inr import INR_REGISTRY, FunctionalINR, build_inr, time_grid
-from fewsound_sb.plotting import plot_loss_curve, plot_reconstruction
+from fewsound_sb.plotting import plot_loss_curve
+from fewsound_sb.reports import figure_title, write_example, write_metric_table, write_rows_csv
+from fewsound_sb.weights import WEIGHTS_SUFFIX, INRWeights
 
 logger = get_logger(__name__)
 
 STATE_VERSION = 1
-CROP_MODES = ("start", "random")
 CSV_COLUMNS = (
     "id", "path", "status", "message", "num_samples", "steps", "seconds", "final_loss",
 )
-_TITLE_METRICS = (("psnr", "PSNR", "{:.1f} dB"), ("pesq", "PESQ", "{:.2f}"),
-                  ("lsd", "LSD", "{:.2f}"), ("si_snr", "SI-SNR", "{:.1f}"))
-
-
-# --------------------------------------------------------------------------- clips
-@dataclass
-class FitClip:
-    """One clip to fit (or a file that could not be read).
-
-    Attributes
-    ----------
-    id : str
-        Unique name (file stem, ``_piece003`` suffix for pieces).
-    path : str
-        Source file.
-    wav : torch.Tensor or None
-        ``[N]`` peak-normalised crop; None if the file could not be read.
-    num_valid : int
-        Leading samples of ``wav`` that are audio (the rest is padding).
-    note : str
-        What happened to the clip (padding), for the log and the CSV.
-    error : str
-        Why the file could not be read ("" if it was).
-    """
-
-    id: str
-    path: str
-    wav: torch.Tensor = None
-    num_valid: int = 0
-    note: str = ""
-    error: str = ""
-
-
-def prepare_clips(sources, sample_rate, crop_length, crop="start", seed=0, all_pieces=False):
-    """Reads files into fixed-length, peak-normalised clips.
-
-    Files are mixed to mono and resampled to ``sample_rate``. Longer files are
-    cropped (``"start"``: the first ``crop_length`` samples; ``"random"``: a
-    random crop, clip i drawn with seed ``seed + i``) or, with ``all_pieces``,
-    split into consecutive pieces. Shorter ones are zero-padded and the clip's
-    ``note`` says so. Unreadable files become clips with ``error`` set (and are
-    logged), so the caller can report them and go on.
-
-    Arguments
-    ---------
-    sources : list of (str, str)
-        ``(id, path)`` pairs; ids must be unique.
-    sample_rate : int
-        Target sample rate in Hz.
-    crop_length : int
-        Clip length in samples.
-    crop : str
-        ``"start"`` or ``"random"``.
-    seed : int
-        Seed of the random crops.
-    all_pieces : bool
-        Split each file into consecutive pieces instead of cropping.
-
-    Returns
-    -------
-    list of FitClip
-
-    Example
-    -------
-    >>> import os, tempfile
-    >>> from fewsound_sb.dataio import write_audio
-    >>> path = os.path.join(tempfile.mkdtemp(), "a.wav")
-    >>> write_audio(path, 0.5 * torch.ones(2500), 8000)
-    >>> clips = prepare_clips([("a", path), ("b", "missing.wav")], 8000, 1000, all_pieces=True)
-    >>> [(c.id, c.num_valid, bool(c.error)) for c in clips]
-    [('a_piece000', 1000, False), ('a_piece001', 1000, False), ('a_piece002', 500, False), ('b', 0, True)]
-    """
-    if crop not in CROP_MODES:
-        raise ValueError(f"crop must be one of {CROP_MODES}. Found: {crop!r}")
-    clips = []
-    for index, (clip_id, path) in enumerate(sources):
-        try:
-            wav = read_audio(path, sample_rate=sample_rate, mono=True)
-        except AudioReadError as err:
-            logger.error("Skipping %s: %s", path, err)
-            clips.append(FitClip(clip_id, os.fspath(path), error=str(err)))
-            continue
-        total = wav.shape[-1]
-        if all_pieces:
-            pieces = split_pieces(wav, crop_length)
-            for k, piece in enumerate(pieces):
-                valid = min(crop_length, total - k * crop_length)
-                clips.append(_make_clip(f"{clip_id}_piece{k:03d}", path, piece, valid,
-                                        crop_length, sample_rate))
-        else:
-            generator = torch.Generator().manual_seed(seed + index)
-            sig, valid = crop_or_pad(wav, crop_length, mode=crop, generator=generator)
-            clips.append(_make_clip(clip_id, path, sig, valid, crop_length, sample_rate))
-    return clips
-
-
-def _make_clip(clip_id, path, sig, valid, crop_length, sample_rate):
-    note = ""
-    if valid < crop_length:
-        note = (f"padded: only {valid} of {crop_length} samples are audio "
-                f"({valid / sample_rate:.2f} s); metrics use the audio part")
-        logger.warning("Clip %s (%s) %s", clip_id, path, note)
-    return FitClip(clip_id, os.fspath(path), peak_normalize(sig), valid, note)
-
-
-def unique_ids(paths):
-    """File stems as clip ids, made unique with ``-2``, ``-3``... suffixes.
-
-    Example
-    -------
-    >>> unique_ids(["x/a.wav", "y/a.flac", "b.ogg"])
-    ['a', 'a-2', 'b']
-    """
-    seen, ids = {}, []
-    for path in paths:
-        stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
-        seen[stem] = seen.get(stem, 0) + 1
-        ids.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
-    return ids
 
 
 # --------------------------------------------------------------------------- targets
@@ -187,15 +74,18 @@ def describe_target(target):
     Arguments
     ---------
     target : callable
-        A target class from :data:`~fewsound_sb.nnet.inr.INR_REGISTRY`, or a
-        ``functools.partial`` of one (what ``!name:fewsound_sb.nnet.inr.KAN``
-        with keyword arguments gives in HyperPyYAML).
+        A :class:`~fewsound_sb.nnet.inr.FunctionalINR` subclass (registered
+        with :func:`~fewsound_sb.nnet.inr.register_inr`, or any subclass
+        importable by its module path), or a ``functools.partial`` of one
+        (what ``!name:fewsound_sb.nnet.inr.KAN`` with keyword arguments gives
+        in HyperPyYAML).
 
     Returns
     -------
     (str, dict)
         ``(name, overrides)`` such that ``build_inr(name, **overrides)``
-        builds the same network.
+        builds the same network; ``name`` is the registry name, or the
+        class import path ``"module:Class"`` for an unregistered class.
 
     Example
     -------
@@ -214,12 +104,12 @@ def describe_target(target):
         if target.args:
             raise ValueError("give the target's arguments by keyword (YAML keys), not positionally")
         func, config = target.func, dict(target.keywords)
-    for name, cls in INR_REGISTRY.items():
-        if func is cls:
-            return name, config
+    if isinstance(func, type) and issubclass(func, FunctionalINR):
+        return registered_name(func) or inr_class_path(func), config
     raise ValueError(
-        f"unknown target {target!r}: use one of "
-        + ", ".join(f"fewsound_sb.nnet.inr.{c.__name__}" for c in INR_REGISTRY.values())
+        f"unknown target {target!r}: use a FunctionalINR class, e.g. one of "
+        + ", ".join(f"{inr_class_path(c)}" for c in INR_REGISTRY.values())
+        + " (or your own class decorated with @fewsound_sb.nnet.inr.register_inr)"
     )
 
 
@@ -242,89 +132,6 @@ def initial_weights(target, seeds):
             torch.manual_seed(int(seed))
             rows.append(target().flat_weights().detach())
     return torch.stack(rows)
-
-
-def count_parameters(module):
-    """Trainable parameters as the paper counts them (a complex weight counts once)."""
-    return sum(p.numel() for p in module.parameters())
-
-
-def save_fitted(path, inr, config, flat_weights, sample_rate, num_samples, buffers=None, **extra):
-    """Saves one fitted clip so that :func:`load_fitted` can rebuild it.
-
-    Arguments
-    ---------
-    path : str
-        Output ``.pt`` file (written atomically).
-    inr : str
-        Registry name (``"kan"``...).
-    config : dict
-        Constructor overrides for ``build_inr(inr, **config)``.
-    flat_weights : torch.Tensor
-        ``[P]``.
-    sample_rate : int
-        Sample rate the clip was fitted at (Hz).
-    num_samples : int
-        Length of the fitted clip (the time grid is ``time_grid(num_samples)``).
-    buffers : dict or None
-        Non-trainable tensors of the network (e.g. RFF frequencies), restored
-        on load so the network is the same even if its draw was not seeded.
-    **extra
-        Anything else to keep (clip id, source path, loss...).
-    """
-    payload = {
-        "inr": inr,
-        "config": dict(config),
-        "flat_weights": flat_weights.detach().to("cpu", torch.float32).clone(),
-        "sample_rate": int(sample_rate),
-        "num_samples": int(num_samples),
-        "buffers": {k: v.detach().cpu().clone() for k, v in (buffers or {}).items()},
-        **extra,
-    }
-    _atomic_torch_save(payload, path)
-
-
-def load_fitted(path, map_location="cpu"):
-    """Rebuilds a fitted network from a file written by the fitter.
-
-    Arguments
-    ---------
-    path : str
-        A ``weights/<id>.pt`` file.
-    map_location : str or torch.device
-        Where to load it.
-
-    Returns
-    -------
-    FunctionalINR
-        The network with the fitted weights (eval mode). Its reconstruction is
-        ``net(time_grid(info["num_samples"]))``, info = ``torch.load(path)``.
-
-    Example
-    -------
-    >>> import os, tempfile
-    >>> from fewsound_sb.nnet.inr import build_inr, time_grid
-    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-    <torch._C.Generator object at ...>
-    >>> net = build_inr("nerf", encoding_length=2, hidden_sizes=(8,))
-    >>> path = os.path.join(tempfile.mkdtemp(), "clip.pt")
-    >>> save_fitted(path, "nerf", {"encoding_length": 2, "hidden_sizes": [8]},
-    ...             net.flat_weights(), sample_rate=8000, num_samples=64)
-    >>> again = load_fitted(path)
-    >>> bool(torch.equal(again(time_grid(64)), net(time_grid(64))))
-    True
-    """
-    info = torch.load(path, map_location=map_location, weights_only=True)
-    missing = {"inr", "config", "flat_weights"} - set(info)
-    if missing:
-        raise ValueError(f"'{path}' is not a fitted-INR file: it lacks {sorted(missing)}")
-    net = build_inr(info["inr"], **info["config"]).to(map_location)
-    net.load_flat_weights(info["flat_weights"].to(map_location))
-    buffers = dict(net.named_buffers())
-    for name, value in info.get("buffers", {}).items():
-        if name in buffers:
-            buffers[name].copy_(value)
-    return net.eval()
 
 
 # --------------------------------------------------------------------------- fitting
@@ -427,6 +234,8 @@ class INRFitter:
             torch.manual_seed(self.seed)
             self.network = target().to(self.device)  # evaluates every clip's weights
         self.num_params = count_parameters(self.network)
+        registered = registered_name(type(self.network))
+        self.display_name = registered.upper() if registered else type(self.network).__name__
 
     def fingerprint(self, num_samples):
         """What a saved state must match to be resumed (n_steps may change)."""
@@ -561,7 +370,7 @@ class INRFitter:
     # ----------------------------------------------------------------- state
     def _save_state(self, path, ids, seeds, num_samples, weights, optimizer, step, history,
                     status, messages, seconds):
-        _atomic_torch_save({
+        save_torch({
             "version": STATE_VERSION, "ids": list(ids), "seeds": [int(s) for s in seeds],
             "fingerprint": self.fingerprint(num_samples), "step": step,
             "weights": weights.detach().cpu(), "optimizer": optimizer.state_dict(),
@@ -572,7 +381,7 @@ class INRFitter:
     def _load_state(self, path, ids, num_samples):
         if not path or not os.path.isfile(path):
             return None
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("ids") != list(ids):
             logger.warning("State %s is for clips %s, not %s: starting afresh",
                            path, state.get("ids"), list(ids))
@@ -597,7 +406,8 @@ class INRFitter:
         Arguments
         ---------
         clips : list of FitClip
-            From :func:`prepare_clips`; unreadable ones are reported, not fitted.
+            From :func:`fewsound_sb.dataio.prepare_clips`; unreadable ones are
+            reported, not fitted.
         output_folder : str
             Where everything is written.
         batch_clips : int
@@ -668,22 +478,24 @@ class INRFitter:
                                            metrics=metrics)[0])
             except Exception as err:  # a metric failing must not lose the fit
                 logger.error("Metrics failed for clip %s: %s", clip.id, err)
-            save_fitted(
-                os.path.join(folder, "weights", f"{clip.id}.pt"), self.inr_name, self.config,
-                result.weights[i], sample_rate, clip.wav.shape[-1],
-                buffers=dict(self.network.named_buffers()), id=clip.id, source=clip.path,
-                num_valid=valid, final_loss=result.final_loss[i],
+            INRWeights(
+                target=self.inr_name, config=self.config, weights=result.weights[i],
+                sample_rate=sample_rate, num_samples=clip.wav.shape[-1],
+                gains=[clip.gain],
+                buffers=dict(self.network.named_buffers()),
+                target_class=inr_class_path(type(self.network)),
+                metadata={"id": clip.id, "source": clip.path, "num_valid": valid,
+                          "final_loss": result.final_loss[i], "steps": row["steps"]},
+            ).save(os.path.join(folder, "weights", clip.id + WEIGHTS_SUFFIX))
+            write_example(
+                reference, estimate, sample_rate,
+                os.path.join(folder, "originals", f"{clip.id}.wav"),
+                os.path.join(folder, "wavs", f"{clip.id}.wav"),
+                os.path.join(folder, "figures", f"{clip.id}.png") if with_figure else None,
+                title=figure_title(clip.id, row),
             )
-            write_audio(os.path.join(folder, "wavs", f"{clip.id}.wav"),
-                        estimate.clamp(-1.0, 1.0), sample_rate)
-            write_audio(os.path.join(folder, "originals", f"{clip.id}.wav"),
-                        reference.clamp(-1.0, 1.0), sample_rate)
-            if with_figure:
-                plot_reconstruction(reference, estimate, sample_rate,
-                                    os.path.join(folder, "figures", f"{clip.id}.png"),
-                                    title=_figure_title(clip.id, row))
-        _atomic_torch_save({"row": row, "history": result.history[i]},
-                           os.path.join(folder, "records", f"{clip.id}.pt"))
+        save_torch({"row": row, "history": result.history[i]},
+                   os.path.join(folder, "records", f"{clip.id}.pt"))
 
     def _write_report(self, folder, clips, sample_rate, title):
         rows, histories = [], {}
@@ -693,92 +505,40 @@ class INRFitter:
                              "message": clip.error, "num_samples": 0, "steps": 0})
                 continue
             record = torch.load(os.path.join(folder, "records", f"{clip.id}.pt"),
-                                weights_only=False)
+                                weights_only=True)
             rows.append(record["row"])
             histories[clip.id] = record["history"]
         metric_names = [k for r in rows for k in r if k not in CSV_COLUMNS]
         columns = list(CSV_COLUMNS) + list(dict.fromkeys(metric_names))
-        _write_csv(os.path.join(folder, "results.csv"), rows, columns)
+        write_rows_csv(os.path.join(folder, "results.csv"), rows, columns)
         ok_rows = [{k: r[k] for k in r if k not in CSV_COLUMNS}
                    for r in rows if r["status"] == "ok"]
         summary = summarize(ok_rows)
-        name = title or f"{self.inr_name.upper()} ({self.num_params:,})"
-        table = format_table(summary, title=name)
         num_samples = next(c.wav.shape[-1] for c in clips if not c.error)
-        lines = [
-            f"# Single-clip fits: {self.inr_name.upper()}, {self.num_params:,} parameters",
-            "",
-            f"{len(ok_rows)} of {len(rows)} clips fitted; {self.n_steps} AdamW steps "
-            f"(lr {self.lr:g}, weight decay {self.weight_decay:g}); "
-            f"{num_samples} samples at {sample_rate} Hz ({num_samples / sample_rate:.2f} s); "
-            "mean ± std over clips.",
-            "",
-            table,
-            "",
-        ]
         problems = [r for r in rows if r["status"] != "ok" or r.get("message")]
-        if problems:
-            lines += ["## Notes", ""]
-            lines += [f"- `{r['id']}` ({r['status']}): {r['message']}" for r in problems]
-            lines.append("")
-        _atomic_write_text(os.path.join(folder, "summary.md"), "\n".join(lines))
+        table = write_metric_table(
+            os.path.join(folder, "summary.md"), os.path.join(folder, "summary.csv"), summary,
+            title=title or f"{self.display_name} ({self.num_params:,})",
+            heading=f"Single-clip fits: {self.display_name}, {self.num_params:,} parameters",
+            n_clips=len(ok_rows),
+            intro=(f"{len(ok_rows)} of {len(rows)} clips fitted; {self.n_steps} AdamW steps "
+                   f"(lr {self.lr:g}, weight decay {self.weight_decay:g}); "
+                   f"{num_samples} samples at {sample_rate} Hz "
+                   f"({num_samples / sample_rate:.2f} s); mean ± std over clips."),
+            notes=[f"`{r['id']}` ({r['status']}): {r['message']}" for r in problems],
+            meta={"target": self.inr_name, "num_params": self.num_params,
+                  "n_steps": self.n_steps},
+        )
         if histories:
             plot_loss_curve(histories, os.path.join(folder, "loss_curve.png"),
-                            title=f"{self.inr_name.upper()}: loss per step")
+                            title=f"{self.display_name}: loss per step")
         logger.info("Summary (%s):\n%s", os.path.join(folder, "summary.md"), table)
         return rows, summary
 
 
 # --------------------------------------------------------------------------- helpers
-def _figure_title(clip_id, row):
-    parts = [clip_id]
-    for key, name, fmt in _TITLE_METRICS:
-        if key in row and row[key] is not None and math.isfinite(row[key]):
-            parts.append(f"{name} {fmt.format(row[key])}")
-    return " | ".join(parts)
-
-
 def _digest(ids):
     return hashlib.sha1("\n".join(ids).encode("utf-8")).hexdigest()[:12]
-
-
-def _atomic_torch_save(obj, path):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".pt")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp_path)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-
-
-def _atomic_write_text(path, text):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp_path = f"{path}.tmp{os.getpid()}"
-    with open(tmp_path, "w", encoding="utf-8") as fout:
-        fout.write(text)
-    os.replace(tmp_path, path)
-
-
-def _write_csv(path, rows, columns):
-    tmp_path = f"{path}.tmp{os.getpid()}"
-    with open(tmp_path, "w", newline="", encoding="utf-8") as fout:
-        writer = csv.DictWriter(fout, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _csv_value(row.get(k, "")) for k in columns})
-    os.replace(tmp_path, path)
-
-
-def _csv_value(value):
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else str(value)
-    return value
 
 
 # --------------------------------------------------------------------------- from YAML
@@ -811,7 +571,7 @@ def fit_from_hparams(clips, hparams, device="cpu"):
     Arguments
     ---------
     clips : list of FitClip
-        From :func:`prepare_clips`.
+        From :func:`fewsound_sb.dataio.prepare_clips`.
     hparams : dict
         Loaded ``hparams/inr/<name>.yaml`` (plus output_folder, batch_clips,
         sample_rate, n_figures, metrics).

@@ -1,12 +1,12 @@
 """Figures for INR fits: reference vs reconstruction, and loss curves.
 
 Uses matplotlib's non-interactive Agg backend (no display needed, safe in
-worker processes and on clusters). Figures are written atomically: to a
-temporary file next to the target, then renamed into place.
+worker processes and on clusters). Figures are written atomically
+(:func:`fewsound_sb.files.atomic_write`). The reports that use them (metric
+tables, example reconstructions) are in :mod:`fewsound_sb.reports`.
 """
 
 import os
-import tempfile
 
 import matplotlib
 
@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torchaudio  # noqa: E402
+
+from fewsound_sb.files import atomic_write  # noqa: E402
 
 # Log-mel settings for display only (the authors' logging spectrogram).
 MEL_N_FFT = 1024
@@ -65,18 +67,9 @@ def log_mel(wav, sample_rate, n_fft=MEL_N_FFT, hop_length=MEL_HOP, n_mels=MEL_BA
 
 
 def _save(fig, path):
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".png")
-    os.close(fd)
+    """Writes ``fig`` as a PNG to ``path`` atomically and closes it."""
     try:
-        fig.savefig(tmp_path, format="png", dpi=100)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+        atomic_write(os.fspath(path), lambda tmp_path: fig.savefig(tmp_path, format="png", dpi=100))
     finally:
         plt.close(fig)
 

@@ -63,10 +63,17 @@ def mlp_num_params(sizes: Sequence[int]) -> int:
 
 
 def count_parameters(module: torch.nn.Module) -> int:
-    """Number of trainable parameters (``requires_grad``) of a module.
+    """Number of trainable parameters of a module, as the paper counts them.
 
-    Shared parameters are counted once; frozen ones (e.g. a target INR inside a
-    head) are not counted.
+    The one parameter count of the package (hypernetwork parts, target INRs,
+    single-clip fits, benchmarks). It counts:
+
+    * trainable parameters only (``requires_grad``): frozen ones (e.g. the
+      target INR inside a head) and buffers are not counted;
+    * shared parameters once;
+    * a complex weight as one parameter (WIRE's complex layers, as in the
+      paper's Table 1), although its flat weight vector stores two reals
+      (``FunctionalINR.num_params`` is that flat length).
 
     Arguments
     ---------
@@ -76,12 +83,18 @@ def count_parameters(module: torch.nn.Module) -> int:
     Returns
     -------
     int
-        Count of trainable scalars.
+        Count of trainable scalars (complex ones count once).
 
     Example
     -------
     >>> count_parameters(torch.nn.Linear(3, 2))
     8
+    >>> layer = torch.nn.Linear(3, 2)
+    >>> _ = layer.bias.requires_grad_(False)
+    >>> count_parameters(layer)
+    6
+    >>> count_parameters(torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(4, dtype=torch.cfloat))]))
+    4
     """
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 

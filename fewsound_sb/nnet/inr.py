@@ -21,6 +21,7 @@ vector stores real and imaginary parts, so its ``num_params`` (flat length) is
 larger than its parameter count.
 """
 
+import importlib
 import math
 from typing import NamedTuple
 
@@ -79,6 +80,59 @@ def time_grid(num_samples, device=None, dtype=None):
     if num_samples < 2:
         raise ValueError(f"a time grid needs at least 2 samples, got {num_samples}")
     return torch.linspace(-1.0, 1.0, num_samples, device=device, dtype=dtype).unsqueeze(-1)
+
+
+INR_REGISTRY = {}
+"""Target network classes by name (filled by :func:`register_inr`)."""
+
+
+def register_inr(name):
+    """Class decorator adding a target network class to :data:`INR_REGISTRY`.
+
+    Registered classes are built by name with :func:`build_inr`, fitted by
+    :mod:`fewsound_sb.fitting` and reloaded from :mod:`fewsound_sb.weights`
+    files. A class defined outside this package registers the same way (its
+    module must then be importable when a weights file of it is loaded; the
+    file stores the class's import path too).
+
+    Arguments
+    ---------
+    name : str
+        Registry name (case-insensitive; stored lower-case).
+
+    Returns
+    -------
+    callable
+        The decorator; it returns the class unchanged.
+
+    Example
+    -------
+    >>> @register_inr("tiny_line")
+    ... class TinyLine(FunctionalINR):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self._register_spec([ParamSpec("w", (2,), "weight", 1)])
+    ...     def forward_params(self, t, params):
+    ...         return params["w"][:, None, :1] * t + params["w"][:, None, 1:]
+    >>> build_inr("tiny_line").num_params
+    2
+    >>> del INR_REGISTRY["tiny_line"]
+    """
+    key = str(name).lower()
+
+    def decorator(cls):
+        if not (isinstance(cls, type) and issubclass(cls, FunctionalINR)):
+            raise TypeError(f"register_inr('{key}'): {cls!r} is not a FunctionalINR subclass")
+        known = INR_REGISTRY.get(key)
+        if known is not None and inr_class_path(known) != inr_class_path(cls):
+            raise ValueError(
+                f"register_inr('{key}'): the name is taken by {inr_class_path(known)}; "
+                f"choose another name for {inr_class_path(cls)}"
+            )
+        INR_REGISTRY[key] = cls
+        return cls
+
+    return decorator
 
 
 class FunctionalINR(torch.nn.Module):
@@ -250,6 +304,7 @@ class _MLPINR(FunctionalINR):
             torch.nn.init.uniform_(bias, -bound, bound)
 
 
+@register_inr("nerf")
 class NeRF(_MLPINR):
     """Positional encoding followed by a ReLU MLP (Mildenhall et al., 2020).
 
@@ -282,6 +337,7 @@ class NeRF(_MLPINR):
         return x
 
 
+@register_inr("rff")
 class RFF(_MLPINR):
     """Random Fourier features followed by a ReLU MLP (Tancik et al., 2020).
 
@@ -312,6 +368,7 @@ class RFF(_MLPINR):
     forward_params = NeRF.forward_params
 
 
+@register_inr("siren")
 class SIREN(_MLPINR):
     """MLP with sine activations, ``sin(ω·(W x) + b)`` (Sitzmann et al., 2020).
 
@@ -354,6 +411,7 @@ class SIREN(_MLPINR):
         return x
 
 
+@register_inr("finer")
 class FINER(_MLPINR):
     """MLP with variable-periodic activations ``sin(ω(|z| + 1) z)`` (Liu et al., 2024).
 
@@ -403,6 +461,7 @@ class FINER(_MLPINR):
         return x
 
 
+@register_inr("wire")
 class WIRE(_MLPINR):
     """MLP with complex Gabor wavelet activations ``exp(iωz − |s z|²)`` (Saragadam et al., 2023).
 
@@ -449,6 +508,7 @@ class WIRE(_MLPINR):
         return x.real
 
 
+@register_inr("kan")
 class KAN(FunctionalINR):
     """Positional encoding followed by KAN layers (the paper's headline INR).
 
@@ -536,14 +596,80 @@ class KAN(FunctionalINR):
         return x
 
 
-INR_REGISTRY = {
-    "kan": KAN,
-    "nerf": NeRF,
-    "siren": SIREN,
-    "rff": RFF,
-    "wire": WIRE,
-    "finer": FINER,
-}
+def inr_class_path(cls):
+    """Import path ``"module:QualName"`` of a target network class.
+
+    Example
+    -------
+    >>> inr_class_path(KAN)
+    'fewsound_sb.nnet.inr:KAN'
+    """
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def registered_name(cls):
+    """Registry name of a target network class, or None if it is not registered.
+
+    Example
+    -------
+    >>> registered_name(SIREN), registered_name(FunctionalINR)
+    ('siren', None)
+    """
+    for name, known in INR_REGISTRY.items():
+        if known is cls:
+            return name
+    return None
+
+
+def inr_class(name):
+    """The target network class of a registry name or an import path.
+
+    Arguments
+    ---------
+    name : str or type
+        A registry name (``"kan"``, case-insensitive), an import path
+        (``"my_pkg.targets:MyINR"`` or ``"my_pkg.targets.MyINR"``; the module
+        is imported, which also runs its :func:`register_inr`), or a
+        :class:`FunctionalINR` subclass (returned as is).
+
+    Returns
+    -------
+    type
+        A :class:`FunctionalINR` subclass.
+
+    Example
+    -------
+    >>> inr_class("KAN") is KAN, inr_class("fewsound_sb.nnet.inr:NeRF") is NeRF
+    (True, True)
+    """
+    if isinstance(name, type):
+        if not issubclass(name, FunctionalINR):
+            raise TypeError(f"{name!r} is not a FunctionalINR subclass")
+        return name
+    key = str(name).lower()
+    if key in INR_REGISTRY:
+        return INR_REGISTRY[key]
+    text = str(name)
+    if ":" not in text and "." not in text:
+        raise ValueError(
+            f"unknown target network '{name}': choose one of {', '.join(sorted(INR_REGISTRY))}, "
+            "give a class import path ('package.module:ClassName'), or register your class "
+            "with @fewsound_sb.nnet.inr.register_inr('name')"
+        )
+    module_name, _, qualname = text.partition(":") if ":" in text else text.rpartition(".")
+    try:
+        obj = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(
+            f"cannot import the target network class '{text}' ({err}): install or put on "
+            "sys.path the module that defines it, or use a registered name "
+            f"({', '.join(sorted(INR_REGISTRY))})"
+        ) from err
+    if not (isinstance(obj, type) and issubclass(obj, FunctionalINR)):
+        raise ValueError(f"'{text}' is not a FunctionalINR subclass: {obj!r}")
+    return obj
 
 
 def build_inr(name, **overrides):
@@ -551,8 +677,10 @@ def build_inr(name, **overrides):
 
     Arguments
     ---------
-    name : str
-        One of kan, nerf, siren, rff, wire, finer (case-insensitive).
+    name : str or type
+        A registered name (kan, nerf, siren, rff, wire, finer, or any class
+        added with :func:`register_inr`; case-insensitive), a class import
+        path, or the class itself (see :func:`inr_class`).
     **overrides
         Constructor arguments that replace the defaults.
 
@@ -563,9 +691,4 @@ def build_inr(name, **overrides):
     >>> build_inr("kan", grid_size=5).num_params
     21708
     """
-    key = str(name).lower()
-    if key not in INR_REGISTRY:
-        raise ValueError(
-            f"unknown target network '{name}': choose one of {', '.join(sorted(INR_REGISTRY))}"
-        )
-    return INR_REGISTRY[key](**overrides)
+    return inr_class(name)(**overrides)

@@ -24,7 +24,8 @@ from speechbrain.utils.distributed import infer_device
 from speechbrain.utils.logger import get_logger
 
 from fewsound_sb.config import load_recipe_hparams
-from fewsound_sb.fitting import fit_from_hparams, prepare_clips
+from fewsound_sb.dataio import prepare_clips
+from fewsound_sb.fitting import fit_from_hparams
 
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))
 from vctk_prepare import pick_one_per_speaker  # noqa: E402
@@ -44,7 +45,7 @@ def select_clips(hparams):
 
     Returns
     -------
-    list of fewsound_sb.fitting.FitClip
+    list of fewsound_sb.dataio.FitClip
     """
     picks = pick_one_per_speaker(hparams["data_folder"], hparams["seed"], mic=hparams["mic"])
     if hparams["n_clips"] is not None:

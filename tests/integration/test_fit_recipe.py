@@ -18,7 +18,9 @@ import torch
 
 from hyperpyyaml import load_hyperpyyaml
 
-from fewsound_sb.fitting import fit_from_hparams, load_fitted, prepare_clips
+from fewsound_sb.dataio import prepare_clips
+from fewsound_sb.fitting import fit_from_hparams
+from fewsound_sb.weights import INRWeights, load_fitted
 from fewsound_sb.nnet.inr import time_grid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -66,7 +68,7 @@ def test_vctk_recipe_kan_learns_and_writes_everything(tmp_path):
         assert history[-1] < 0.5 * history[0], history[::10]  # the loss falls substantially
         wav, rate = soundfile.read(os.path.join(out, "wavs", f"{row['id']}.wav"))
         assert rate == 22050 and wav.shape == (8192,)
-        net = load_fitted(os.path.join(out, "weights", f"{row['id']}.pt"))
+        net = load_fitted(os.path.join(out, "weights", f"{row['id']}.safetensors"))
         with torch.no_grad():
             est = net(time_grid(8192)).squeeze(-1).clamp(-1, 1).numpy()
         assert np.abs(est - wav).max() < 1e-3
@@ -77,13 +79,13 @@ def test_vctk_recipe_kan_learns_and_writes_everything(tmp_path):
     assert is_png(os.path.join(out, "loss_curve.png"))
 
     # the same command again: finished clips are not refitted
-    mtime = os.path.getmtime(os.path.join(out, "weights", "p225.pt"))
+    mtime = os.path.getmtime(os.path.join(out, "weights", "p225.safetensors"))
     again = run([RECIPE, "hparams/inr/kan.yaml", "--data_folder", CORPUS, "--output_folder", out,
                  "--n_clips", "2", "--n_steps", "60", "--crop_length", "8192", "--batch_clips", "2",
                  "--n_figures", "1", "--metrics", "[mse,psnr,lsd,si_snr,pesq]", *FAST])
     assert again.returncode == 0, again.stderr[-3000:]
     assert "already fitted" in again.stdout + again.stderr
-    assert os.path.getmtime(os.path.join(out, "weights", "p225.pt")) == mtime
+    assert os.path.getmtime(os.path.join(out, "weights", "p225.safetensors")) == mtime
 
 
 @pytest.mark.parametrize("name", ["nerf", "siren", "rff", "wire", "finer", "kan"])
@@ -100,7 +102,7 @@ def test_every_target_yaml_loads_and_fits(tmp_path, name):
                           crop="random", seed=hparams["seed"])
     rows, _ = fit_from_hparams(clips, hparams)
     assert rows[0]["status"] == "ok" and math.isfinite(rows[0]["psnr"]), rows
-    net = load_fitted(os.path.join(out, "weights", "clip.pt"))
+    net = load_fitted(os.path.join(out, "weights", "clip.safetensors"))
     assert type(net).__name__.lower() == name
 
 
@@ -177,3 +179,48 @@ def test_generic_cli_all_unreadable_fails_clearly(tmp_path):
                 "--output_folder", str(tmp_path / "out"), "--n_steps", "1"])
     assert proc.returncode != 0
     assert "could be read" in proc.stderr and "bad.wav" in proc.stderr
+
+
+def test_installed_fewsound_fit_runs_outside_the_checkout(tmp_path):
+    """``fewsound-fit --inr nerf`` from a folder that is not the repository:
+    the packaged YAML is used and the default output folder is under the cwd."""
+    script = os.path.join(os.path.dirname(sys.executable), "fewsound-fit")
+    if not os.path.isfile(script):
+        pytest.skip("fewsound-fit is not installed in this environment (pip install -e .)")
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    wav = work / "tone.wav"
+    soundfile.write(str(wav), 0.3 * np.sin(2 * np.pi * 220 * np.arange(3000) / 22050), 22050)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [script, "--inr", "nerf", "tone.wav", "--n_steps", "2", "--crop_length", "2048",
+         "--encoding_length", "2", "--hidden_sizes", "[8]", "--metrics", "[mse,psnr]",
+         "--n_figures", "1", "--progress", "False", "--device", "cpu"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = work / "results" / "fit_inr" / "nerf" / "1234"  # the YAML's default, under the cwd
+    rows = read_rows(str(out))
+    assert [(r["id"], r["status"], r["steps"]) for r in rows] == [("tone", "ok", "2")]
+    assert math.isfinite(float(rows[0]["psnr"]))
+    clip = INRWeights.load(out / "weights" / "tone.safetensors")
+    assert clip.target == "nerf" and clip.config["hidden_sizes"] == [8]
+    assert clip.gains.tolist() == [pytest.approx(0.3, abs=1e-3)]  # the tone's peak
+    for name in ("summary.md", "summary.csv", "loss_curve.png", "hyperparams.yaml",
+                 "wavs/tone.wav", "originals/tone.wav", "figures/tone.png"):
+        assert (out / name).is_file(), name
+
+
+def test_cli_rejects_unknown_keys_and_inr_names(tmp_path, capsys):
+    from fewsound_sb.fit import main
+
+    wav = tmp_path / "a.wav"
+    soundfile.write(str(wav), np.zeros(100), 8000)
+    with pytest.raises(SystemExit) as err:
+        main(["--inr", "nerf", str(wav), "--n_step", "2"])
+    assert err.value.code == 2 and "did you mean: n_steps" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--inr", "mlp", str(wav)])
+    assert "choose one of finer, kan, nerf, rff, siren, wire" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(wav)])  # neither --inr nor --hparams
+    assert "one of the arguments --inr --hparams is required" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Tests for fewsound_sb.dataio: reading, bad files, cropping, pipelines, writing."""
+"""Tests for fewsound_sb.dataio: reading, bad files, cropping, pipelines, writing, fit clips."""
 
 import math
 import os
@@ -15,8 +15,10 @@ from fewsound_sb.dataio import (
     list_audio_files,
     make_audio_pipeline,
     peak_normalize,
+    prepare_clips,
     read_audio,
     split_pieces,
+    unique_ids,
     write_audio,
 )
 
@@ -232,11 +234,11 @@ def test_eval_pipeline_takes_the_first_samples(tmp_path):
     soundfile.write(path, ramp, 8000, subtype="FLOAT")
     pipe = make_audio_pipeline(8000, crop_length=256, train=False, seed=0)
     assert pipe.takes == ["wav"] or tuple(pipe.takes) == ("wav",)
-    assert list(pipe.provides) == ["sig"]
-    sig = pipe(str(path))
+    assert list(pipe.provides) == ["sig", "length"]
+    sig, length = pipe(str(path))
     expected = torch.from_numpy(ramp[:256]) / 0.5
-    assert sig.shape == (256,) and torch.allclose(sig, expected)
-    assert torch.equal(sig, pipe(str(path)))  # deterministic
+    assert sig.shape == (256,) and torch.allclose(sig, expected) and length == 1.0
+    assert torch.equal(sig, pipe(str(path))[0])  # deterministic
 
 
 def test_train_pipeline_random_crops_seeded(tmp_path):
@@ -244,8 +246,8 @@ def test_train_pipeline_random_crops_seeded(tmp_path):
     soundfile.write(path, _sine(8000, 8000, freq=3.7), 8000, subtype="FLOAT")
     pipe_a = make_audio_pipeline(8000, crop_length=128, train=True, seed=7)
     pipe_b = make_audio_pipeline(8000, crop_length=128, train=True, seed=7)
-    crops_a = [pipe_a(str(path)) for _ in range(4)]
-    crops_b = [pipe_b(str(path)) for _ in range(4)]
+    crops_a = [pipe_a(str(path))[0] for _ in range(4)]
+    crops_b = [pipe_b(str(path))[0] for _ in range(4)]
     for a, b in zip(crops_a, crops_b):
         assert torch.equal(a, b)  # same seed, same sequence
     assert not torch.equal(crops_a[0], crops_a[1])  # a new crop per call
@@ -260,16 +262,17 @@ def test_pipeline_resamples_and_skips_normalisation(tmp_path):
     pipe = make_audio_pipeline(
         16000, crop_length=2000, train=False, seed=0, normalize=False
     )
-    sig = pipe(str(path))
+    sig, length = pipe(str(path))
     assert sig.shape == (2000,)
     assert torch.allclose(sig[100:1500], torch.full((1400,), 0.25), atol=1e-3)
     assert torch.equal(sig[1600:], torch.zeros(400))  # 1600 real samples, then padding
+    assert length == 0.8  # the relative valid length: loss and metrics ignore the padding
 
 
 def test_pipeline_is_picklable_for_dataloader_workers():
     pipe = make_audio_pipeline(8000, crop_length=16, train=True, seed=0)
     clone = pickle.loads(pickle.dumps(pipe))
-    assert list(clone.provides) == ["sig"]
+    assert list(clone.provides) == ["sig", "length"]
 
 
 def test_pipeline_in_dataloader_workers_gives_distinct_crops(tmp_path):
@@ -342,3 +345,43 @@ def test_write_audio_failure_leaves_no_file(tmp_path):
     with pytest.raises(Exception):
         write_audio(path, torch.zeros(10), 16000, subtype="NOT_A_SUBTYPE")
     assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------- clips to fit
+def test_prepare_clips_pads_crops_and_reports(tmp_path):
+    long_path = str(tmp_path / "long.wav")
+    short_path = str(tmp_path / "short.flac")
+    write_audio(long_path, 0.3 * torch.randn(2, 5000).clamp(-1, 1), 16000)
+    write_audio(short_path, 0.3 * torch.ones(300), 8000)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really a wav")
+    clips = prepare_clips([("long", long_path), ("short", short_path), ("bad", str(bad))],
+                          sample_rate=8000, crop_length=1000, crop="start")
+    assert [c.id for c in clips] == ["long", "short", "bad"]
+    assert clips[0].num_valid == 1000 and clips[0].wav.abs().max() == pytest.approx(1.0)
+    assert clips[1].num_valid == 300 and "padded" in clips[1].note
+    assert clips[2].wav is None and "bad.wav" in clips[2].error
+    random_a = prepare_clips([("long", long_path)], 8000, 1000, crop="random", seed=3)[0]
+    random_b = prepare_clips([("long", long_path)], 8000, 1000, crop="random", seed=3)[0]
+    assert torch.equal(random_a.wav, random_b.wav)
+    with pytest.raises(ValueError, match="crop must be"):
+        prepare_clips([("long", long_path)], 8000, 1000, crop="middle")
+
+
+def test_prepare_clips_gain_restores_the_original_level(tmp_path):
+    path = str(tmp_path / "quiet.wav")
+    wav = torch.from_numpy(_sine(3000, 8000, amp=0.25))
+    write_audio(path, wav, 8000, subtype="FLOAT")
+    pieces = prepare_clips([("q", path)], 8000, 1000, all_pieces=True)
+    assert [p.id for p in pieces] == ["q_piece000", "q_piece001", "q_piece002"]
+    for k, piece in enumerate(pieces):
+        assert piece.wav.abs().max() == pytest.approx(1.0)
+        torch.testing.assert_close(piece.gain * piece.wav, wav[k * 1000: (k + 1) * 1000])
+    silent = str(tmp_path / "silent.wav")
+    write_audio(silent, torch.zeros(500), 8000)
+    clip = prepare_clips([("s", silent)], 8000, 1000)[0]
+    assert clip.gain == 1.0 and not clip.wav.any()
+
+
+def test_unique_ids():
+    assert unique_ids(["x/a.wav", "y/a.flac", "a.ogg", "b.mp3"]) == ["a", "a-2", "a-3", "b"]

@@ -8,17 +8,11 @@ import os
 import pytest
 import torch
 
-from fewsound_sb.dataio import read_audio, write_audio
-from fewsound_sb.fitting import (
-    FitClip,
-    INRFitter,
-    describe_target,
-    initial_weights,
-    load_fitted,
-    prepare_clips,
-)
+from fewsound_sb.dataio import FitClip, read_audio
+from fewsound_sb.fitting import INRFitter, describe_target, initial_weights
 from fewsound_sb.losses import FewSoundLoss
-from fewsound_sb.nnet.inr import KAN, NeRF, build_inr, time_grid
+from fewsound_sb.nnet.inr import KAN, NeRF, FunctionalINR, ParamSpec, time_grid
+from fewsound_sb.weights import INRWeights, load_fitted
 
 N = 256
 TINY_KAN = functools.partial(KAN, encoding_length=2, hidden_sizes=(4,), grid_size=3)
@@ -155,6 +149,37 @@ def test_target_must_be_a_factory():
     assert describe_target(NeRF) == ("nerf", {})
 
 
+class Unregistered(FunctionalINR):
+    """A target defined outside the package and not registered: a line a*t + b."""
+
+    def __init__(self, slope_scale=1.0):
+        super().__init__()
+        self.slope_scale = slope_scale
+        self._register_spec([ParamSpec("w", (2,), "weight", 1)])
+        torch.nn.init.uniform_(self.w, -0.1, 0.1)
+
+    def forward_params(self, t, params):
+        w = params["w"]
+        return self.slope_scale * w[:, None, :1] * t + w[:, None, 1:]
+
+
+def test_unregistered_target_is_described_by_import_path_and_fitted(tmp_path):
+    name, config = describe_target(functools.partial(Unregistered, slope_scale=2.0))
+    assert name == f"{Unregistered.__module__}:Unregistered" and config == {"slope_scale": 2.0}
+    line = torch.linspace(-1, 1, N)  # peak-normalised, as prepare_clips makes clips
+    fitter = INRFitter(functools.partial(Unregistered, slope_scale=2.0),
+                       FewSoundLoss(lambda_f=0.0, reduction="none"), lr=5e-2, n_steps=100,
+                       weight_decay=0.0, seed=0, progress=False)
+    rows, _ = fitter.run([FitClip("line", "line.wav", line, N, gain=0.4)], str(tmp_path),
+                         sample_rate=8000, n_figures=0, metrics=("mse",))
+    assert rows[0]["status"] == "ok" and rows[0]["mse"] < 1e-4, rows
+    clip = INRWeights.load(tmp_path / "weights" / "line.safetensors")
+    assert clip.target == name and clip.gains.tolist() == [pytest.approx(0.4)]
+    torch.testing.assert_close(clip.reconstruct(), 0.4 * line, atol=0.02, rtol=0)
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "Single-clip fits: Unregistered, 2 parameters" in summary
+
+
 def test_run_writes_outputs_and_skips_finished(tmp_path):
     folder = str(tmp_path / "out")
     wavs = signals(3)
@@ -173,56 +198,35 @@ def test_run_writes_outputs_and_skips_finished(tmp_path):
     summary_md = open(os.path.join(folder, "summary.md"), encoding="utf-8").read()
     assert "PSNR" in summary_md and "140 parameters" in summary_md and "bad" in summary_md
     assert os.path.isfile(os.path.join(folder, "figures", "c0.png"))
+    with open(os.path.join(folder, "summary.csv"), newline="") as fin:
+        summary_rows = {r["metric"]: r for r in csv.DictReader(fin)}
+    assert set(summary_rows) == set(metrics) and summary_rows["psnr"]["n_clips"] == "3"
+    assert float(summary_rows["psnr"]["mean"]) == pytest.approx(summary["psnr"][0])
     assert not os.path.exists(os.path.join(folder, "figures", "c1.png"))
     assert os.path.getsize(os.path.join(folder, "loss_curve.png")) > 0
     assert read_audio(os.path.join(folder, "wavs", "c2.wav"), sample_rate=None).shape == (N,)
     assert not os.listdir(os.path.join(folder, "state"))
     # rerun: nothing is refitted
-    mtime = os.path.getmtime(os.path.join(folder, "weights", "c0.pt"))
+    mtime = os.path.getmtime(os.path.join(folder, "weights", "c0.safetensors"))
     rows_again, _ = make_fitter(n_steps=5).run(clips, folder, batch_clips=2, sample_rate=8000,
                                                metrics=metrics)
-    assert os.path.getmtime(os.path.join(folder, "weights", "c0.pt")) == mtime
+    assert os.path.getmtime(os.path.join(folder, "weights", "c0.safetensors")) == mtime
     assert rows_again[0]["psnr"] == rows[0]["psnr"]
 
 
 def test_load_fitted_round_trip(tmp_path):
     folder = str(tmp_path / "out")
     wav = signals(1)[0]
-    rows, _ = make_fitter(n_steps=3).run([FitClip("a", "a.wav", wav, N)], folder,
+    rows, _ = make_fitter(n_steps=3).run([FitClip("a", "a.wav", wav, N, gain=0.5)], folder,
                                          sample_rate=8000, metrics=("mse",))
-    net = load_fitted(os.path.join(folder, "weights", "a.pt"))
-    info = torch.load(os.path.join(folder, "weights", "a.pt"), weights_only=True)
-    assert info["inr"] == "kan" and info["num_samples"] == N
+    net = load_fitted(os.path.join(folder, "weights", "a.safetensors"))
+    info = INRWeights.load(os.path.join(folder, "weights", "a.safetensors"))
+    assert info.target == "kan" and info.num_samples == N and info.n_pieces == 1
+    assert info.metadata["id"] == "a" and info.metadata["steps"] == 3
+    assert info.gains.tolist() == [0.5] and info.dtype == "fp32"
     with torch.no_grad():
         again = net(time_grid(N)).squeeze(-1)
     saved = read_audio(os.path.join(folder, "wavs", "a.wav"), sample_rate=None)
     assert torch.allclose(again.clamp(-1, 1), saved, atol=1e-4)  # PCM16 quantisation
     assert float(((again - wav) ** 2).mean()) == pytest.approx(rows[0]["mse"], rel=1e-4)
-
-
-def test_load_fitted_keeps_unseeded_rff_frequencies(tmp_path):
-    from fewsound_sb.fitting import save_fitted
-
-    net = build_inr("rff", num_features=8, hidden_sizes=(8,), seed=None)
-    path = str(tmp_path / "rff.pt")
-    save_fitted(path, "rff", {"num_features": 8, "hidden_sizes": [8], "seed": None},
-                net.flat_weights(), 8000, 64, buffers=dict(net.named_buffers()))
-    torch.testing.assert_close(load_fitted(path)(time_grid(64)), net(time_grid(64)))
-
-
-def test_prepare_clips_pads_crops_and_reports(tmp_path):
-    long_path = str(tmp_path / "long.wav")
-    short_path = str(tmp_path / "short.flac")
-    write_audio(long_path, 0.3 * torch.randn(2, 5000).clamp(-1, 1), 16000)
-    write_audio(short_path, 0.3 * torch.ones(300), 8000)
-    bad = tmp_path / "bad.wav"
-    bad.write_bytes(b"RIFF not really a wav")
-    clips = prepare_clips([("long", long_path), ("short", short_path), ("bad", str(bad))],
-                          sample_rate=8000, crop_length=1000, crop="start")
-    assert [c.id for c in clips] == ["long", "short", "bad"]
-    assert clips[0].num_valid == 1000 and clips[0].wav.abs().max() == pytest.approx(1.0)
-    assert clips[1].num_valid == 300 and "padded" in clips[1].note
-    assert clips[2].wav is None and "bad.wav" in clips[2].error
-    random_a = prepare_clips([("long", long_path)], 8000, 1000, crop="random", seed=3)[0]
-    random_b = prepare_clips([("long", long_path)], 8000, 1000, crop="random", seed=3)[0]
-    assert torch.equal(random_a.wav, random_b.wav)
+    torch.testing.assert_close(info.reconstruct(), 0.5 * again)  # gain restores the level
