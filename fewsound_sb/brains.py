@@ -213,6 +213,9 @@ class FewSoundBrain(sb.Brain):
         """The paper's loss; metrics and examples at evaluation epochs."""
         x_hat, _ = predictions
         wavs, lens = batch.sig  # [B, T], relative lengths [B]
+        valid = getattr(batch, "length", None)  # the pipeline's: < 1 for a zero-padded short clip
+        if valid is not None:
+            lens = valid.to(device=wavs.device, dtype=wavs.dtype)
         x_hat = x_hat.float()
         loss = self.hparams.loss(predictions=x_hat, targets=wavs, length=lens)
         if stage != sb.Stage.TRAIN and self.evaluating:

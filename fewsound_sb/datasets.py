@@ -49,7 +49,9 @@ def make_datasets(hparams):
     -------
     datasets : dict
         ``{"train", "valid", "test"}`` -> DynamicItemDataset with output keys
-        ``id`` and ``sig`` (``[crop_length]``).
+        ``id``, ``sig`` (``[crop_length]``) and ``length`` (the relative valid
+        length: < 1 for a clip shorter than the crop, whose zero padding the
+        loss and the metrics then ignore).
     train_sampler : ReproducibleWeightedRandomSampler
         Pass it as ``sampler`` in the train loader options.
 
@@ -95,7 +97,7 @@ def make_datasets(hparams):
                 "and the recipe's prepare options"
             )
         dataset = DynamicItemDataset(
-            data, dynamic_items=[audio_pipeline], output_keys=["id", "sig"]
+            data, dynamic_items=[audio_pipeline], output_keys=["id", "sig", "length"]
         )
         limit = limits[split]
         if limit is not None and limit < len(dataset):

@@ -12,12 +12,13 @@ every dataset:
   ``save_folder``, paths relative to ``{data_root}``::
 
       {"blues.00000": {"wav": "{data_root}/genres_original/blues/blues.00000.wav",
-                       "duration": 30.013, "length": 661794,
+                       "duration": 30.013, "num_samples": 661794,
                        "file_sample_rate": 22050, "channels": 1, "genre": "blues"}}
 
-  ``length`` is the clip's true length in samples at ``file_sample_rate``,
-  so a clip shorter than the crop (padded at training time) is known
-  (:func:`valid_samples`);
+  ``num_samples`` is the clip's true length in samples at
+  ``file_sample_rate``, so a clip shorter than the crop (zero-padded when
+  loaded; the pipeline's relative ``length`` tells the loss and the metrics to
+  ignore the padding) is known (:func:`valid_samples`);
 * the manifests are written once and reused: a rerun with the same options
   only logs the saved counts;
 * a progress bar (tqdm) runs over the files, and the counts of files found,
@@ -64,7 +65,7 @@ def probe_audio(path):
     Returns
     -------
     dict
-        ``duration`` (s), ``length`` (samples at the file's rate),
+        ``duration`` (s), ``num_samples`` (at the file's rate),
         ``file_sample_rate`` (Hz), ``channels``.
 
     Raises
@@ -79,7 +80,7 @@ def probe_audio(path):
     >>> folder = tempfile.mkdtemp()
     >>> write_audio(os.path.join(folder, "a.wav"), torch.zeros(2, 4410), 44100)
     >>> probe_audio(os.path.join(folder, "a.wav"))
-    {'duration': 0.1, 'length': 4410, 'file_sample_rate': 44100, 'channels': 2}
+    {'duration': 0.1, 'num_samples': 4410, 'file_sample_rate': 44100, 'channels': 2}
     >>> _ = open(os.path.join(folder, "b.wav"), "wb").write(b"RIFF junk")
     >>> try:
     ...     probe_audio(os.path.join(folder, "b.wav"))
@@ -110,7 +111,7 @@ def probe_audio(path):
         )
     return {
         "duration": round(frames / rate, 6),
-        "length": int(frames),
+        "num_samples": int(frames),
         "file_sample_rate": int(rate),
         "channels": int(channels),
     }
@@ -122,7 +123,7 @@ def valid_samples(entry, sample_rate):
     Arguments
     ---------
     entry : dict
-        A manifest entry with ``length`` and ``file_sample_rate``.
+        A manifest entry with ``num_samples`` and ``file_sample_rate``.
     sample_rate : int
         The rate the recipe resamples to.
 
@@ -132,12 +133,12 @@ def valid_samples(entry, sample_rate):
 
     Example
     -------
-    >>> valid_samples({"length": 88200, "file_sample_rate": 44100}, 22050)
+    >>> valid_samples({"num_samples": 88200, "file_sample_rate": 44100}, 22050)
     44100
-    >>> valid_samples({"length": 1000, "file_sample_rate": 48000}, 22050)
+    >>> valid_samples({"num_samples": 1000, "file_sample_rate": 48000}, 22050)
     459
     """
-    return int(math.floor(entry["length"] * sample_rate / entry["file_sample_rate"]))
+    return int(math.floor(entry["num_samples"] * sample_rate / entry["file_sample_rate"]))
 
 
 def prepare_manifests(

@@ -9,7 +9,7 @@ salience, fold, classID, class). Pass the ``UrbanSound8K`` folder holding
 The files keep their original formats: sample rates from 8 to 192 kHz, mono
 or stereo, 8/16/24/32-bit; every file is mixed to mono and resampled when
 loaded. Many excerpts are shorter than 32,768 samples at 22,050 Hz (1.49 s):
-they are zero-padded, the manifest records their true ``length``, and the
+they are zero-padded, the manifest records their true ``num_samples``, and the
 loss and the metrics ignore the padding (the pipeline's relative ``length``).
 
 Split: the dataset's own 10 folds (never reshuffled, as its authors ask):

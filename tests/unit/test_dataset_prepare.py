@@ -75,8 +75,9 @@ def test_manifests_written_once_with_lengths(name, trees, tmp_path):
             assert entry["wav"].startswith("{data_root}/")
             path = entry["wav"].replace("{data_root}", trees[name])
             assert os.path.isfile(path)
-            assert entry["length"] == probe_audio(path)["length"] > 0
-            assert entry["duration"] == pytest.approx(entry["length"] / entry["file_sample_rate"], abs=1e-6)
+            assert entry["num_samples"] == probe_audio(path)["num_samples"] > 0
+            assert entry["duration"] == pytest.approx(
+                entry["num_samples"] / entry["file_sample_rate"], abs=1e-6)
     if name in EXPECTED:
         got = {split: (c["found"], c["kept"], c["padded"]) for split, c in counts.items()}
         assert got == EXPECTED[name]
@@ -114,11 +115,11 @@ def test_urbansound8k_formats_lengths_and_missing_row(trees, tmp_path, caplog):
     assert counts["train"]["skipped"] == {"listed in metadata/UrbanSound8K.csv, missing": 1}
     train = _load(tmp_path / "train.json")
     assert train["100032-3-0-0"] == {
-        "wav": "{data_root}/audio/fold1/100032-3-0-0.wav", "duration": 0.3, "length": 13230,
+        "wav": "{data_root}/audio/fold1/100032-3-0-0.wav", "duration": 0.3, "num_samples": 13230,
         "file_sample_rate": 44100, "channels": 2, "fold": 1, "class": "dog_bark",
     }
     assert train["100263-2-0-117"]["file_sample_rate"] == 48000  # 8-bit
-    assert train["101415-3-0-2"]["length"] == 220  # far shorter than the crop
+    assert train["101415-3-0-2"]["num_samples"] == 220  # far shorter than the crop
     assert train["102305-6-0-0"]["file_sample_rate"] == 96000
     assert set(_load(tmp_path / "test.json")) == {"103199-4-0-0", "103258-5-0-17"}
 
@@ -192,3 +193,47 @@ def test_pick_per_group_is_seeded_and_balanced(name, key, groups, trees, tmp_pat
     assert "jazz.00054" not in [clip_id for clip_id, _ in picks]
     others = [pick_per_group(manifests, key, 2, seed=s, data_folder=trees[name]) for s in range(6)]
     assert any(p != picks for p in others)
+
+
+def test_short_clips_carry_their_valid_length(trees, tmp_path):
+    """UrbanSound8K clips shorter than the crop: zero-padded, relative length < 1."""
+    from fewsound_sb.datasets import make_datasets
+
+    _prepare("UrbanSound8K", trees["UrbanSound8K"], tmp_path)
+    hparams = {"data_folder": trees["UrbanSound8K"], "sample_rate": RATE, "crop_length": CROP,
+               "data_seed": 0, "samples_per_epoch": 4, "n_valid": None, "n_test": None,
+               **{f"{s}_annotation": str(tmp_path / f"{s}.json") for s in ("train", "valid", "test")}}
+    datasets, _ = make_datasets(hparams)
+    items = {item["id"]: item for item in datasets["test"]}
+    short = items["103258-5-0-17"]  # 0.02 s at 32 kHz = 441 samples at 22,050 Hz
+    assert short["sig"].shape == (CROP,)
+    assert short["length"] == pytest.approx(441 / CROP)
+    assert short["sig"][441:].abs().max() == 0 and short["sig"][:441].abs().max() == 1
+    assert items["103199-4-0-0"]["length"] == 1.0
+
+
+def test_brain_loss_ignores_the_padding_of_short_clips():
+    """FewSoundBrain.compute_objectives uses the pipeline's relative ``length``."""
+    from types import SimpleNamespace
+
+    import speechbrain as sb
+    import torch
+    from speechbrain.dataio.batch import PaddedBatch
+
+    from fewsound_sb.brains import FewSoundBrain
+    from fewsound_sb.losses import FewSoundLoss
+
+    torch.manual_seed(0)
+    wav = torch.zeros(2, 1024)
+    wav[:, :256] = torch.randn(2, 256)  # 256 samples of audio, then zero padding
+    batch = PaddedBatch([{"id": str(i), "sig": wav[i], "length": 0.25} for i in range(2)])
+    brain = SimpleNamespace(hparams=SimpleNamespace(loss=FewSoundLoss(lambda_f=0.0)))
+    exact = wav.clone()
+    noisy_padding = wav.clone()
+    noisy_padding[:, 256:] = 1.0  # wrong only where the clip is padding
+    losses = [FewSoundBrain.compute_objectives(brain, (x_hat, {}), batch, sb.Stage.TRAIN)
+              for x_hat in (exact, noisy_padding)]
+    assert float(losses[0]) == 0.0 and float(losses[1]) == 0.0
+    full = PaddedBatch([{"id": str(i), "sig": wav[i], "length": 1.0} for i in range(2)])
+    assert float(FewSoundBrain.compute_objectives(
+        brain, (noisy_padding, {}), full, sb.Stage.TRAIN)) == pytest.approx(0.75)
