@@ -35,9 +35,9 @@ def positional_encoding(t, freqs):
 
     Example
     -------
-    >>> freqs = math.pi * 2.0 ** torch.arange(3)
-    >>> positional_encoding(torch.zeros(4, 1), freqs)[0]
-    tensor([0., 0., 0., 1., 1., 1.])
+    >>> freqs = math.pi * 2.0 ** torch.arange(3)  # π, 2π, 4π
+    >>> [f"{v:.4f}" for v in positional_encoding(torch.full((1, 1), 0.125), freqs)[0].tolist()]
+    ['0.3827', '0.7071', '1.0000', '0.9239', '0.7071', '0.0000']
     """
     angles = t * freqs  # [..., L]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
@@ -56,6 +56,8 @@ class PositionalEncoding(torch.nn.Module):
     >>> pe = PositionalEncoding(length=4)
     >>> pe(torch.rand(2, 16, 1)).shape
     torch.Size([2, 16, 8])
+    >>> [f"{f / math.pi:.1f}" for f in pe.freqs.tolist()]  # in units of π
+    ['1.0', '2.0', '4.0', '8.0']
     """
 
     def __init__(self, length=10):
@@ -94,8 +96,9 @@ def random_fourier_features(t, projection):
 
     Example
     -------
-    >>> random_fourier_features(torch.zeros(3, 1), torch.ones(2, 1))[0]
-    tensor([1., 1., 0., 0.])
+    >>> projection = torch.tensor([[1.0], [3.0]])  # 1 and 3 cycles per unit t
+    >>> [f"{v:.4f}" for v in random_fourier_features(torch.full((1, 1), 0.125), projection)[0].tolist()]
+    ['0.7071', '-0.7071', '0.7071', '0.7071']
     """
     angles = 2 * math.pi * t @ projection.transpose(0, 1)  # [..., m]
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
@@ -118,6 +121,9 @@ class RandomFourierFeatures(torch.nn.Module):
     >>> rff = RandomFourierFeatures(num_features=8, sigma=10.0, seed=0)
     >>> rff(torch.rand(16, 1)).shape
     torch.Size([16, 8])
+    >>> wide = RandomFourierFeatures(num_features=40000, sigma=10.0, seed=0)
+    >>> f"{wide.projection.std().item():.1f}"  # σ, in cycles per unit t
+    '10.0'
     """
 
     def __init__(self, num_features=90, sigma=1.0, seed=None):

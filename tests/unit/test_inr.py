@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from fewsound_sb.nnet.inr import INR_REGISTRY, KAN, build_inr, time_grid
+from fewsound_sb.nnet.inr import (
+    FINER, INR_REGISTRY, KAN, SIREN, WIRE, build_inr, linear, time_grid,
+)
 
 TABLE1_PARAMS = {
     "kan": 33768, "nerf": 33261, "siren": 31191, "finer": 31191, "wire": 31191, "rff": 39201,
@@ -94,19 +96,75 @@ def test_time_grid_and_errors():
     assert set(INR_REGISTRY) == set(NAMES)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_each_network_fits_a_tone(name):
-    """A few steps of Adam on a 200 Hz tone reduce the error: the networks train."""
+def _one_unit(cls, **kwargs):
+    """A target with one hidden unit, weights set by hand (float64)."""
+    net = cls(hidden_sizes=(1,), **kwargs).double()
+    with torch.no_grad():
+        net.w0.fill_(0.8)
+        net.b0.fill_(-0.3)
+        net.w1.fill_(1.7 if not net.w1.is_complex() else complex(1.7, -0.6))
+        net.b1.fill_(0.2 if not net.b1.is_complex() else complex(0.2, 0.9))
+    return net
+
+
+T = torch.tensor([[-0.9], [-0.2], [0.013], [0.55]], dtype=torch.float64)
+
+
+def test_siren_scales_each_layer_input_by_omega():
+    """sin(W(ωx) + b): ω_first on t, ω_hidden on the last layer's input too."""
+    net = _one_unit(SIREN, first_omega=7.0, hidden_omega=3.0)
+    z = 0.8 * 7.0 * T - 0.3
+    expected = 1.7 * 3.0 * torch.sin(z) + 0.2
+    assert torch.allclose(net(T), expected, atol=1e-12)
+
+
+def test_finer_scales_the_preactivation():
+    """sin(ω(|z| + 1)z) with z = W x + b; the output layer is plain linear."""
+    net = _one_unit(FINER, first_omega=7.0, hidden_omega=3.0)
+    z = 0.8 * T - 0.3
+    expected = 1.7 * torch.sin(7.0 * (z.abs() + 1) * z) + 0.2
+    assert torch.allclose(net(T), expected, atol=1e-12)
+
+
+def test_wire_gabor_on_the_preactivation():
+    """exp(iωz − |s z|²) with z = W x + b, output the real part."""
+    net = _one_unit(WIRE, first_omega=7.0, hidden_omega=3.0, scale=2.0).float()  # complex64
+    z = (0.8 * T - 0.3).to(torch.complex128)
+    x = torch.exp(1j * 7.0 * z - (2.0 * z).abs().square())
+    expected = (complex(1.7, -0.6) * x + complex(0.2, 0.9)).real
+    assert torch.allclose(net(T.float()).double(), expected, atol=1e-5)
+
+
+def _wire_complex_reference(net, t, params):
+    """WIRE's forward with complex tensors (the authors' formulation)."""
+    def gabor(z, omega):
+        return torch.exp(1j * omega * z - (net.scale * z).abs().square())
+
+    x = gabor(linear(t, params["w0"], params["b0"]), net.first_omega)
+    for i in range(1, net.n_layers):
+        x = linear(x, params[f"w{i}"], params[f"b{i}"])
+        if i < net.n_layers - 1:
+            x = gabor(x, net.hidden_omega)
+    return x.real
+
+
+def test_wire_real_arithmetic_equals_complex_formulation():
     torch.manual_seed(0)
-    net = build_inr(name)
-    t = time_grid(2048)
-    y = 0.5 * torch.sin(2 * torch.pi * 40 * (t + 1))
-    opt = torch.optim.Adam(net.parameters(), 1e-4 if name in ("siren", "finer") else 2e-3)
-    losses = []
-    for _ in range(60):
-        opt.zero_grad()
-        loss = (net(t) - y).pow(2).mean()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert min(losses[-5:]) < 0.7 * losses[0]
+    net = build_inr("wire").double()
+    w = torch.stack([net.flat_weights().detach(), build_inr("wire").double().flat_weights().detach()])
+    t = time_grid(4096, dtype=torch.float64)[:512]  # the start of a 1.5 s clip at 22,050 Hz / 8
+    ours = net.forward_flat(t, w)
+    reference = _wire_complex_reference(net, t.unsqueeze(0), net.unflatten(w))
+    assert ours.shape == reference.shape == (2, 512, 1)
+    assert ours.abs().max() > 0.05  # not a trivial zero output
+    assert torch.allclose(ours, reference, atol=1e-10, rtol=1e-8)
+
+
+def test_wire_hidden_init_is_scaled_by_hidden_omega():
+    net = build_inr("wire", hidden_omega=30.0)
+    for i in range(1, net.n_layers):
+        parts = torch.view_as_real(getattr(net, f"w{i}"))
+        bound = (6 / parts.shape[1]) ** 0.5 / 30.0
+        assert parts.abs().max() <= bound
+        assert parts.abs().max() > 0.95 * bound  # uniform over the whole range
+    assert net.w0.abs().max() <= 1.0 and net.w0.abs().max() > 0.9
