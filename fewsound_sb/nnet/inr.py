@@ -466,7 +466,6 @@ class FINER(_MLPINR):
         return x
 
 
-@register_inr("wire")
 def complex_linear(real, imag, weight, bias):
     """Complex affine map ``W x + b`` in real arithmetic (one real GEMM).
 
@@ -541,6 +540,7 @@ def gabor_wavelet(real, imag, omega, scale):
     return magnitude * torch.cos(phase), magnitude * torch.sin(phase)
 
 
+@register_inr("wire")
 class WIRE(_MLPINR):
     """MLP with complex Gabor wavelet activations ``exp(iωz − |s z|²)`` (Saragadam et al., 2023).
 
@@ -600,6 +600,7 @@ class WIRE(_MLPINR):
         return real
 
 
+@register_inr("kan")
 class KAN(FunctionalINR):
     """Positional encoding followed by KAN layers (the paper's headline INR).
 
