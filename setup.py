@@ -40,5 +40,11 @@ setup(
         "dev": ["pytest", "pytest-timeout"],
         "bench": ["flashkan", "inkan", "pykan", "pandas"],
     },
-    entry_points={"console_scripts": ["fewsound-fit=fewsound_sb.fit:main"]},
+    entry_points={"console_scripts": [
+        "fewsound-fit=fewsound_sb.fit:main",
+        "fewsound-reconstruct=fewsound_sb.inference_cli:main_reconstruct",
+        "fewsound-encode=fewsound_sb.inference_cli:main_encode",
+        "fewsound-decode=fewsound_sb.inference_cli:main_decode",
+        "fewsound-export=fewsound_sb.inference_cli:main_export",
+    ]},
 )

@@ -190,6 +190,24 @@ class FewSoundBrain(sb.Brain):
             f"{count_parameters(self.modules):,}",
         )
 
+    def fit(self, *args, **kwargs):
+        """SpeechBrain's ``fit``, then the inference folder of the run.
+
+        ``<output_folder>/inference/`` (:func:`fewsound_sb.inference.export_inference`:
+        ``hyperparams.yaml``, ``encoder.ckpt``, ``head.ckpt`` of the checkpoint of
+        lowest validation loss) is written on the main process when the run
+        folder holds the run's ``hyperparams.yaml``; load it with
+        ``fewsound_sb.inference.Reconstructor.from_hparams(source=...)``.
+        """
+        result = super().fit(*args, **kwargs)
+        folder = getattr(self.hparams, "output_folder", None)
+        if folder and os.path.isfile(os.path.join(folder, "hyperparams.yaml")) \
+                and if_main_process():
+            from fewsound_sb.inference import export_inference
+
+            export_inference(folder)
+        return result
+
     # ------------------------------------------------------------ forward --
     def compute_forward(self, batch, stage):
         """Clip -> embedding -> INR weights -> reconstruction.

@@ -248,15 +248,16 @@ class INRFitter:
         }
 
     # ----------------------------------------------------------------- one batch
-    def fit_batch(self, wavs, seeds, ids=None, state_path=None, callback=None):
+    def fit_batch(self, wavs, seeds=None, ids=None, state_path=None, callback=None,
+                  init_weights=None):
         """Fits B clips at once (resuming from ``state_path`` if it holds a state).
 
         Arguments
         ---------
         wavs : torch.Tensor
             ``[B, N]`` target waveforms.
-        seeds : list of int
-            Initialisation seed of each clip.
+        seeds : list of int or None
+            Initialisation seed of each clip (not needed with ``init_weights``).
         ids : list of str or None
             Clip names (progress bar, messages, state check).
         state_path : str or None
@@ -265,14 +266,36 @@ class INRFitter:
         callback : callable or None
             Called as ``callback(step, losses)`` after every step (and after
             any save of that step); may raise to stop the fit.
+        init_weights : torch.Tensor or None
+            ``[B, P]`` weights to start from instead of each clip's fresh
+            initialisation (refinement, e.g. of a hypernetwork's output:
+            :meth:`fewsound_sb.inference.Reconstructor.encode`).
 
         Returns
         -------
         FitResult
+
+        Example
+        -------
+        >>> from fewsound_sb.nnet.inr import KAN
+        >>> from fewsound_sb.losses import FewSoundLoss
+        >>> fitter = INRFitter(
+        ...     functools.partial(KAN, encoding_length=2, hidden_sizes=(4,), grid_size=3),
+        ...     FewSoundLoss(lambda_f=0.0, reduction="none"), lr=1e-2, n_steps=0, progress=False)
+        >>> start = torch.full((2, 140), 0.01)
+        >>> bool(torch.equal(fitter.fit_batch(torch.rand(2, 64), init_weights=start).weights, start))
+        True
         """
         if wavs.dim() != 2:
             raise ValueError(f"expected wavs [B, N], got {tuple(wavs.shape)}")
         batch, num_samples = wavs.shape
+        if init_weights is not None:
+            if tuple(init_weights.shape) != (batch, self.num_params):
+                raise ValueError(f"init_weights must be [{batch}, {self.num_params}], got "
+                                 f"{tuple(init_weights.shape)}")
+            seeds = [self.seed] * batch if seeds is None else seeds
+        elif seeds is None:
+            raise ValueError("give each clip a seed (or init_weights to start from)")
         ids = list(ids) if ids is not None else [str(i) for i in range(batch)]
         if len(seeds) != batch or len(ids) != batch:
             raise ValueError(f"need one seed and id per clip: {batch} clips, "
@@ -281,7 +304,8 @@ class INRFitter:
         t = time_grid(num_samples, device=self.device)
         state = self._load_state(state_path, ids, num_samples)
         if state is None:
-            init = initial_weights(self.target, seeds)
+            init = (initial_weights(self.target, seeds) if init_weights is None
+                    else init_weights.detach().float().cpu().clone())
             step, history, seconds = 0, [[] for _ in ids], 0.0
             status, messages = ["running"] * batch, [""] * batch
         else:

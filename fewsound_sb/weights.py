@@ -74,6 +74,7 @@ STORAGE_DTYPES = ("fp32", "fp16", "int8")
 _DTYPE_BITS = {"fp32": 32, "fp16": 16, "int8": 8}
 _INT8_MAX = 127
 _BUFFER_PREFIX = "buffers/"
+JOIN_MODES = ("mean", "raised_cosine")
 
 
 def storage_bits(num_params, dtype, n_pieces=1):
@@ -132,7 +133,7 @@ class INRWeights:
         ``time_grid(piece_length)``). None: ``num_samples`` (one piece).
     hop : int or None
         Spacing of the piece starts in samples. None: ``piece_length``
-        (consecutive pieces). Overlapping pieces are averaged.
+        (consecutive pieces).
     gains : torch.Tensor or None
         ``[n_pieces]`` factor restoring each piece's original level. None: 1.
     buffers : dict
@@ -143,6 +144,12 @@ class INRWeights:
         Storage dtype used by :meth:`save`: ``"fp32"``, ``"fp16"``, ``"int8"``.
     metadata : dict
         Free-form JSON-serialisable information (clip id, source, loss...).
+    join : str
+        How overlapping pieces are joined (:data:`JOIN_MODES`): ``"mean"``
+        averages them; ``"raised_cosine"`` cross-fades them over the overlap
+        with sin²/cos² ramps that sum to 1 (what
+        :class:`fewsound_sb.inference.Reconstructor` writes; see
+        :func:`fewsound_sb.inference.decode_weights`).
     version : int
         Format version (:data:`FORMAT_VERSION`).
 
@@ -168,6 +175,7 @@ class INRWeights:
     target_class: str = ""
     dtype: str = "fp32"
     metadata: dict = field(default_factory=dict)
+    join: str = "mean"
     version: int = FORMAT_VERSION
 
     def __post_init__(self):
@@ -180,6 +188,8 @@ class INRWeights:
         n_pieces = weights.shape[0]
         if self.dtype not in STORAGE_DTYPES:
             raise ValueError(f"dtype must be one of {STORAGE_DTYPES}. Found: {self.dtype!r}")
+        if self.join not in JOIN_MODES:
+            raise ValueError(f"join must be one of {JOIN_MODES}. Found: {self.join!r}")
         self.sample_rate = int(self.sample_rate)
         self.num_samples = int(self.num_samples)
         if self.piece_length is None:
@@ -319,7 +329,10 @@ class INRWeights:
 
         Every piece's network is evaluated on ``time_grid(piece_length)``,
         scaled by its gain and placed at ``k * hop``; where pieces overlap
-        they are averaged.
+        they are averaged (``join="mean"``) or cross-faded
+        (``join="raised_cosine"``, decoded by
+        :func:`fewsound_sb.inference.decode_weights`, which also decodes at
+        other sample rates).
 
         Example
         -------
@@ -335,6 +348,10 @@ class INRWeights:
         >>> bool(torch.allclose(out[8:10], (piece[8:10] + 2 * piece[:2]) / 2))  # overlap: mean
         True
         """
+        if self.join != "mean":
+            from fewsound_sb.inference import decode_weights  # inference imports this module
+
+            return decode_weights(self, device=device)
         total = torch.zeros((self.n_pieces - 1) * self.hop + self.piece_length)
         count = torch.zeros_like(total)
         grid = time_grid(self.piece_length, device=device)
@@ -385,7 +402,7 @@ class INRWeights:
             "target": self.target, "target_class": self.target_class, "config": self.config,
             "sample_rate": self.sample_rate, "num_samples": self.num_samples,
             "piece_length": self.piece_length, "hop": self.hop, "dtype": self.dtype,
-            "metadata": self.metadata,
+            "metadata": self.metadata, "join": self.join,
         }
         try:
             info_json = json.dumps(info)
@@ -451,7 +468,8 @@ class INRWeights:
                 sample_rate=info["sample_rate"], num_samples=info["num_samples"],
                 piece_length=info["piece_length"], hop=info["hop"], gains=tensors["gains"],
                 buffers=buffers, target_class=info["target_class"], dtype=info["dtype"],
-                metadata=info["metadata"], version=FORMAT_VERSION,
+                metadata=info["metadata"], join=info.get("join", "mean"),
+                version=FORMAT_VERSION,
             )
         except (KeyError, TypeError, json.JSONDecodeError) as err:
             raise ValueError(
