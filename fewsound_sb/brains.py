@@ -17,20 +17,24 @@ See ``recipes/VCTK/train.py`` and ``tests/unit/test_brains.py``.
 
 import math
 import os
+import signal
 import zipfile
 
 import speechbrain as sb
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
-from speechbrain.utils.distributed import if_main_process
+from speechbrain.utils.distributed import if_main_process, is_distributed_initialized
 from speechbrain.utils.logger import get_logger
 
+from fewsound_sb.logs import setup_experiment_logs
 from fewsound_sb.metrics import compute_metrics, summarize
 from fewsound_sb.nnet.hyper import count_parameters
 from fewsound_sb.nnet.inr import time_grid
 from fewsound_sb.reports import write_example, write_metric_table
 
 logger = get_logger(__name__)
+
+PREEMPTED_EXIT_CODE = 0  # exit status after SIGTERM (checkpoint saved; rerun resumes)
 
 
 def _is_complete(ckpt, names):
@@ -91,6 +95,50 @@ def _unwrap(module):
     return getattr(module, "module", module)
 
 
+def _ignore_sigterm(worker_id):
+    """DataLoader ``worker_init_fn``: workers ignore SIGTERM (the main process
+    saves a checkpoint and stops them itself)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+class ShardSampler(torch.utils.data.Sampler):
+    """Evaluation items of one DDP process: ``rank, rank + world, ...`` (no padding).
+
+    Unlike ``DistributedSampler``, nothing is repeated to even out the
+    shards, so every item is evaluated exactly once over all processes; the
+    rows gathered from the ranks are interleaved back into dataset order
+    (:func:`_interleave`).
+
+    Example
+    -------
+    >>> list(ShardSampler(5, rank=1, world_size=2))
+    [1, 3]
+    """
+
+    def __init__(self, num_items, rank, world_size):
+        self.num_items, self.rank, self.world_size = num_items, rank, world_size
+
+    def __iter__(self):
+        return iter(range(self.rank, self.num_items, self.world_size))
+
+    def __len__(self):
+        return len(range(self.rank, self.num_items, self.world_size))
+
+
+def _interleave(shards):
+    """Per-rank lists (rank r holds items r, r + W, ...) back in dataset order.
+
+    Example
+    -------
+    >>> _interleave([[0, 2, 4], [1, 3]])
+    [0, 1, 2, 3, 4]
+    """
+    merged = []
+    for i in range(max((len(s) for s in shards), default=0)):
+        merged.extend(s[i] for s in shards if i < len(s))
+    return merged
+
+
 class FewSoundBrain(sb.Brain):
     """Trains E and a hypernetwork head: clip -> INR weights -> clip.
 
@@ -115,7 +163,18 @@ class FewSoundBrain(sb.Brain):
     def make_dataloader(self, dataset, stage, ckpt_prefix="dataloader-", **loader_kwargs):
         """Makes the loader; for TRAIN also records its length (for the LR
         schedule) and lets SpeechBrain call ``set_epoch`` on a custom sampler
-        (it only does so by itself for samplers it made or wrapped for DDP)."""
+        (it only does so by itself for samplers it made or wrapped for DDP).
+
+        Worker processes ignore SIGTERM (the main process handles it, see
+        :meth:`on_fit_start`). Under DDP, validation and test items are
+        sharded across the processes (:class:`ShardSampler`); the metric rows
+        are gathered on rank 0 in :meth:`on_stage_end`."""
+        if loader_kwargs.get("num_workers", 0) > 0 and "worker_init_fn" not in loader_kwargs:
+            loader_kwargs["worker_init_fn"] = _ignore_sigterm
+        if (stage != sb.Stage.TRAIN and is_distributed_initialized()
+                and loader_kwargs.get("sampler") is None):
+            loader_kwargs["sampler"] = ShardSampler(
+                len(dataset), torch.distributed.get_rank(), torch.distributed.get_world_size())
         loader = super().make_dataloader(
             dataset, stage, ckpt_prefix=ckpt_prefix, **loader_kwargs
         )
@@ -153,8 +212,18 @@ class FewSoundBrain(sb.Brain):
 
     def on_fit_start(self):
         """Checks E's sample rate; logs the parameter counts of E, G, H, theta
-        and the target."""
+        and the target; keeps third-party DEBUG out of the log and writes
+        ``env.log`` of this interpreter (:mod:`fewsound_sb.logs`); installs the
+        SIGTERM handler (preemption: checkpoint, then exit 0)."""
         super().on_fit_start()
+        folder = getattr(self.hparams, "output_folder", None)
+        if folder and if_main_process():
+            setup_experiment_logs(folder)
+        self.stop_requested = False
+        try:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+        except ValueError:  # not the main thread: leave signals alone
+            logger.warning("Not in the main thread: SIGTERM will not save a checkpoint")
         encoder = _unwrap(self.modules.encoder)
         # The encoder contract (fewsound_sb.lobes): output_dim, sample_rate, input_length
         if encoder.sample_rate != self.hparams.sample_rate:
@@ -221,8 +290,11 @@ class FewSoundBrain(sb.Brain):
         """
         batch = batch.to(self.device)
         wavs, _ = batch.sig  # [B, T] (fixed-length crops)
-        embedding = self.modules.encoder(wavs)  # [B, encoder_dim]
-        weights = self.modules.head(embedding)  # [B, P]
+        encoder, head = self.modules.encoder, self.modules.head
+        if stage != sb.Stage.TRAIN:  # DDP shards evaluation unevenly: no collectives
+            encoder, head = _unwrap(encoder), _unwrap(head)
+        embedding = encoder(wavs)  # [B, encoder_dim]
+        weights = head(embedding)  # [B, P]
         t = time_grid(wavs.shape[1], device=wavs.device, dtype=weights.dtype)  # [T, 1]
         x_hat = self.hparams.target.forward_flat(t, weights)  # [B, T, 1]
         return x_hat.squeeze(-1), {"weights": weights}
@@ -236,6 +308,10 @@ class FewSoundBrain(sb.Brain):
             lens = valid.to(device=wavs.device, dtype=wavs.dtype)
         x_hat = x_hat.float()
         loss = self.hparams.loss(predictions=x_hat, targets=wavs, length=lens)
+        skipped = getattr(batch, "skipped", None)  # bad files passed over (fewsound_sb.datasets)
+        if skipped is not None:
+            self.skipped_items += int(torch.as_tensor(skipped).sum())
+        self.stage_batches += 1
         if stage != sb.Stage.TRAIN and self.evaluating:
             self.metric_rows.extend(
                 compute_metrics(
@@ -259,6 +335,47 @@ class FewSoundBrain(sb.Brain):
             # OneCycleLR raises past total_steps (e.g. a rerun with more epochs)
             if scheduler.last_epoch < getattr(scheduler, "total_steps", math.inf):
                 scheduler.step()
+        log_every = getattr(self.hparams, "log_every", None)
+        if should_step and log_every and self.optimizer_step % log_every == 0:
+            logger.info("Train step %d (epoch %d): loss %.8e", self.optimizer_step,
+                        self.hparams.epoch_counter.current, float(loss))
+
+    # --------------------------------------------------------- preemption --
+    def _on_sigterm(self, signum, frame):
+        """SIGTERM handler: asks the training loop to checkpoint and stop."""
+        logger.warning("SIGTERM received: saving a checkpoint after this step, then exiting")
+        self.stop_requested = True
+
+    def _stop_everywhere(self):
+        """True if any process got SIGTERM (DDP: agreed by all processes)."""
+        flag = bool(getattr(self, "stop_requested", False))
+        if not is_distributed_initialized():
+            return flag
+        tensor = torch.tensor([int(flag)], device=self.device)
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+        self.stop_requested = bool(tensor.item())
+        return self.stop_requested
+
+    def _should_save_intra_epoch_ckpt(self, last_ckpt_time, steps_since_ckpt):
+        """SpeechBrain's intra-epoch rule, or now if SIGTERM was received."""
+        if self._stop_everywhere() and self.checkpointer is not None:
+            return True
+        return super()._should_save_intra_epoch_ckpt(last_ckpt_time, steps_since_ckpt)
+
+    def _save_intra_epoch_ckpt(self):
+        """Saves the intra-epoch checkpoint; after SIGTERM, then exits with 0."""
+        super()._save_intra_epoch_ckpt()
+        if self.stop_requested:
+            self._exit_preempted()
+
+    def _exit_preempted(self):
+        logger.warning(
+            "Stopped by SIGTERM at epoch %d, optimizer step %d: checkpoint saved in %s. "
+            "Rerun the same command to resume from it.",
+            self.hparams.epoch_counter.current, self.optimizer_step,
+            self.checkpointer.checkpoints_dir,
+        )
+        raise SystemExit(PREEMPTED_EXIT_CODE)
 
     # ------------------------------------------------------------- stages --
     def on_stage_start(self, stage, epoch=None):
@@ -274,13 +391,22 @@ class FewSoundBrain(sb.Brain):
         )
         self.metric_rows = []
         self.examples = []
+        self.skipped_items = 0
+        self.stage_batches = 0
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Logs, checkpoints, writes the metric table and the examples."""
         stats = {"loss": stage_loss}
+        skipped = self._sum_over_processes(self.skipped_items)
+        if skipped:
+            stats["skipped"] = skipped
+            logger.warning("%s: %d bad audio item(s) skipped this epoch (see the warnings "
+                           "naming the files)", stage.name.lower(), skipped)
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
             return
+        if is_distributed_initialized():
+            stats["loss"] = self._gather_evaluation(stage_loss)
         if self.evaluating:
             summary = summarize(self.metric_rows)
             stats.update({name: mean for name, (mean, _) in summary.items()})
@@ -295,13 +421,36 @@ class FewSoundBrain(sb.Brain):
                 valid_stats=stats,
             )
             self.checkpointer.save_and_keep_only(
-                meta={"loss": stage_loss, "epoch": epoch}, min_keys=["loss"]
+                meta={"loss": stats["loss"], "epoch": epoch}, min_keys=["loss"]
             )
+            if self._stop_everywhere():
+                self._exit_preempted()
         elif stage == sb.Stage.TEST:
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch loaded": self.hparams.epoch_counter.current},
                 test_stats=stats,
             )
+
+    # ---------------------------------------------------------------- DDP --
+    def _sum_over_processes(self, value):
+        """``value`` summed over the DDP processes (itself without DDP)."""
+        if not is_distributed_initialized():
+            return value
+        totals = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(totals, value)
+        return sum(totals)
+
+    def _gather_evaluation(self, stage_loss):
+        """Gathers the evaluation shards: metric rows and examples in dataset
+        order (:func:`_interleave`), and the loss averaged over all batches."""
+        world = torch.distributed.get_world_size()
+        shards = [None] * world
+        torch.distributed.all_gather_object(
+            shards, (self.metric_rows, self.examples, float(stage_loss), self.stage_batches))
+        self.metric_rows = _interleave([rows for rows, _, _, _ in shards])
+        self.examples = _interleave([ex for _, ex, _, _ in shards])[: self.hparams.n_examples]
+        batches = sum(n for _, _, _, n in shards)
+        return sum(loss * n for _, _, loss, n in shards) / max(batches, 1)
 
     # ------------------------------------------------------------ writing --
     def _write_evaluation(self, stage, epoch, summary):

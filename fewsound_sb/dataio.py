@@ -26,6 +26,7 @@ import torch
 import torchaudio
 from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain.utils.logger import get_logger
+from tqdm import tqdm
 
 from fewsound_sb.files import atomic_write
 
@@ -215,14 +216,170 @@ def crop_or_pad(wav, length, mode="random", generator=None):
             *wav.shape[:-1], length - num_samples, dtype=wav.dtype, device=wav.device
         )
         return torch.cat([wav, pad], dim=-1), num_samples
-    slack = num_samples - length
-    if mode == "start" or slack == 0:
-        start = 0
-    elif mode == "center":
-        start = slack // 2
-    else:
-        start = int(torch.randint(0, slack + 1, (1,), generator=generator))
+    start = crop_start(num_samples, length, mode, generator)
     return wav[..., start : start + length], length
+
+
+def crop_start(num_samples, length, mode="random", generator=None):
+    """First sample of the crop :func:`crop_or_pad` takes (0 if no crop).
+
+    Arguments
+    ---------
+    num_samples : int
+        Length of the signal.
+    length : int
+        Crop length.
+    mode : str
+        ``"random"``, ``"start"`` or ``"center"``.
+    generator : torch.Generator or None
+        RNG for ``mode="random"`` (one draw, only if the signal is longer).
+
+    Returns
+    -------
+    int
+
+    Example
+    -------
+    >>> crop_start(10, 4, "center"), crop_start(3, 4, "random")
+    (3, 0)
+    """
+    slack = num_samples - length
+    if mode == "start" or slack <= 0:
+        return 0
+    if mode == "center":
+        return slack // 2
+    return int(torch.randint(0, slack + 1, (1,), generator=generator))
+
+
+def phase_mangle(wav, sample_rate, generator=None, min_freq=20.0, max_freq=2000.0,
+                 pole_radius=0.99):
+    """Random 2nd-order all-pass filter ("phase mangling") of a signal.
+
+    The authors' training augmentation (github.com/gmum/fewsound,
+    ``fewsound/datasets/transforms.py``): a biquad all-pass with poles at
+    radius ``r`` and angle ``w0 = 2 pi f / sample_rate``, ``f`` drawn
+    log-uniformly in ``[min_freq, max_freq]``:
+    ``H(z) = (r^2 - 2 r cos(w0) z^-1 + z^-2) / (1 - 2 r cos(w0) z^-1 + r^2 z^-2)``.
+    The magnitude spectrum is kept, the phase around ``f`` is changed.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        ``[T]`` or ``[C, T]`` float signal.
+    sample_rate : int
+        Sample rate in Hz.
+    generator : torch.Generator or None
+        RNG of the centre frequency (None: torch's global RNG).
+    min_freq, max_freq : float
+        Range of the centre frequency in Hz (log-uniform).
+    pole_radius : float
+        Pole radius ``r`` in (0, 1).
+
+    Returns
+    -------
+    torch.Tensor
+        The filtered signal, same shape and dtype.
+
+    Example
+    -------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(4096, generator=g)
+    >>> y = phase_mangle(x, 22050, generator=g)
+    >>> y.shape, bool((y - x).abs().max() > 0.1)  # the waveform changes...
+    (torch.Size([4096]), True)
+    >>> spec = lambda s: torch.fft.rfft(s).abs().pow(2).sum()
+    >>> round(float(spec(y) / spec(x)), 2)  # ...its energy does not
+    1.0
+    """
+    if not 0.0 < pole_radius < 1.0:
+        raise ValueError(f"pole_radius must be in (0, 1). Found: {pole_radius}")
+    if not 0.0 < min_freq <= max_freq < sample_rate / 2:
+        raise ValueError(
+            "phase_mangle needs 0 < min_freq <= max_freq < sample_rate / 2. "
+            f"Found: min_freq={min_freq}, max_freq={max_freq}, sample_rate={sample_rate}"
+        )
+    u = float(torch.rand((), generator=generator))
+    freq = min_freq * (max_freq / min_freq) ** u  # log-uniform
+    cos_w0 = float(np.cos(2.0 * np.pi * freq / sample_rate))
+    r = pole_radius
+    a = torch.tensor([1.0, -2.0 * r * cos_w0, r * r], dtype=torch.float64)
+    b = torch.tensor([r * r, -2.0 * r * cos_w0, 1.0], dtype=torch.float64)
+    out = torchaudio.functional.lfilter(wav.double(), a, b, clamp=False)
+    return out.to(wav.dtype)
+
+
+def dequantize(wav, generator=None, bits=16):
+    """Adds uniform dequantisation noise ``U(-1/2, 1/2) / 2^bits``.
+
+    The authors' training augmentation (after the phase mangling): it hides
+    the PCM grid of the stored 16-bit audio.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        Float signal, any shape.
+    generator : torch.Generator or None
+        RNG of the noise (None: torch's global RNG).
+    bits : int
+        Bit depth of the stored audio.
+
+    Returns
+    -------
+    torch.Tensor
+        ``wav`` plus the noise, same shape and dtype.
+
+    Example
+    -------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> noise = dequantize(torch.zeros(10000), generator=g)
+    >>> bool(noise.abs().max() <= 0.5 / 2**16), bool(noise.abs().max() > 0.4 / 2**16)
+    (True, True)
+    """
+    noise = torch.rand(wav.shape, generator=generator, dtype=wav.dtype) - 0.5
+    return wav + noise / float(2**bits)
+
+
+def augment(wav, sample_rate, generator=None, phase_mangle_p=0.0, dequantize_noise=False):
+    """The authors' training augmentation of one crop, before peak-normalising.
+
+    With probability ``phase_mangle_p`` :func:`phase_mangle`, then (if
+    ``dequantize_noise``) :func:`dequantize`. All randomness comes from
+    ``generator``, so a crop is reproducible from the generator's seed.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        ``[T]`` crop.
+    sample_rate : int
+        Sample rate in Hz.
+    generator : torch.Generator or None
+        RNG (None: torch's global RNG).
+    phase_mangle_p : float
+        Probability of the all-pass filter (authors: 0.8; 0 disables it).
+    dequantize_noise : bool
+        Add the 16-bit dequantisation noise (authors: True).
+
+    Returns
+    -------
+    torch.Tensor
+        The augmented crop, same shape.
+
+    Example
+    -------
+    >>> x = torch.linspace(-1, 1, 64)
+    >>> bool(torch.equal(augment(x, 8000), x))  # everything off
+    True
+    >>> g = torch.Generator().manual_seed(0)
+    >>> bool(torch.equal(augment(x, 8000, g, phase_mangle_p=1.0), x))
+    False
+    """
+    if not 0.0 <= phase_mangle_p <= 1.0:
+        raise ValueError(f"phase_mangle_p must be in [0, 1]. Found: {phase_mangle_p}")
+    if phase_mangle_p > 0.0 and float(torch.rand((), generator=generator)) < phase_mangle_p:
+        wav = phase_mangle(wav, sample_rate, generator=generator)
+    if dequantize_noise:
+        wav = dequantize(wav, generator=generator)
+    return wav
 
 
 def split_pieces(wav, length):
@@ -269,10 +426,15 @@ class AudioPipeline:
     The callable behind :func:`make_audio_pipeline`; a class (not a closure)
     so it can be pickled into DataLoader worker processes.
 
-    Training crops are random. Each DataLoader worker draws them from its own
+    Training crops are random. Called with a ``crop_seed`` (what
+    :func:`make_audio_pipeline` with ``keyed_crops=True`` passes, and what
+    :func:`fewsound_sb.datasets.make_datasets` uses: the seed is derived from
+    ``(seed, epoch, draw)`` by its sampler), the crop is a pure function of
+    that seed: no generator state, so a run resumed mid-epoch (or with another
+    number of workers) draws exactly the crops of an uninterrupted one.
+    Without a ``crop_seed``, each DataLoader worker draws them from its own
     generator, seeded from ``seed`` and the worker seed torch assigns for the
-    epoch, so workers do not repeat each other's crops and epochs differ while
-    runs stay reproducible. Evaluation takes the first ``crop_length`` samples
+    epoch, so workers do not repeat each other's crops. Evaluation takes the first ``crop_length`` samples
     (the authors' validation, fewsound/systems/main.py in
     github.com/gmum/fewsound).
 
@@ -288,6 +450,16 @@ class AudioPipeline:
         Seed of the random crops.
     normalize : bool
         Peak-normalise after cropping.
+    phase_mangle_p : float
+        Training only: probability of the random all-pass filter
+        (:func:`augment`; authors: 0.8). 0 disables it.
+    dequantize_noise : bool
+        Training only: add 16-bit dequantisation noise (authors: True).
+
+    Training crops are augmented after cropping and before peak-normalising
+    with the crop's own generator, so the augmentation is as reproducible as
+    the crop (the authors' order: crop, phase mangle, dequantise, normalise);
+    evaluation crops never are.
 
     Example
     -------
@@ -296,12 +468,15 @@ class AudioPipeline:
     [0.0, 0.25, -1.0, 0.5, 0.0, 0.0, 0.0, 0.0]
     """
 
-    def __init__(self, sample_rate, crop_length, train, seed, normalize=True):
+    def __init__(self, sample_rate, crop_length, train, seed, normalize=True,
+                 phase_mangle_p=0.0, dequantize_noise=False):
         self.sample_rate = sample_rate
         self.crop_length = crop_length
         self.train = train
         self.seed = seed
         self.normalize = normalize
+        self.phase_mangle_p = phase_mangle_p
+        self.dequantize_noise = dequantize_noise
         self._generator = None
         self._generator_key = None
 
@@ -315,12 +490,20 @@ class AudioPipeline:
             self._generator_key = key
         return self._generator
 
-    def crop(self, wav):
+    def crop(self, wav, crop_seed=None):
         """Crops/pads ``wav`` [T] to ``[crop_length]`` and normalises it."""
-        return self.crop_with_length(wav)[0]
+        return self.crop_with_length(wav, crop_seed)[0]
 
-    def crop_with_length(self, wav):
+    def crop_with_length(self, wav, crop_seed=None):
         """As :meth:`crop`, also returning the relative valid length.
+
+        Arguments
+        ---------
+        wav : torch.Tensor
+            ``[T]`` signal.
+        crop_seed : int or None
+            Seed of this training crop (the same seed, the same crop); None:
+            the process's generator (see the class docstring).
 
         Returns
         -------
@@ -338,22 +521,28 @@ class AudioPipeline:
         0.25
         """
         if self.train:
+            generator = (self._get_generator() if crop_seed is None
+                         else torch.Generator().manual_seed(int(crop_seed)))
             sig, num_valid = crop_or_pad(
-                wav, self.crop_length, mode="random", generator=self._get_generator()
+                wav, self.crop_length, mode="random", generator=generator
             )
+            sig = augment(sig, self.sample_rate, generator, self.phase_mangle_p,
+                          self.dequantize_noise)
         else:
             sig, num_valid = crop_or_pad(wav, self.crop_length, mode="start")
         if self.normalize:
             sig = peak_normalize(sig)
         return sig, num_valid / self.crop_length
 
-    def __call__(self, path):
+    def __call__(self, path, crop_seed=None):
         """Reads ``path``; returns the ``[crop_length]`` float32 signal and its
         relative valid length (see :meth:`crop_with_length`)."""
-        return self.crop_with_length(read_audio(path, sample_rate=self.sample_rate, mono=True))
+        wav = read_audio(path, sample_rate=self.sample_rate, mono=True)
+        return self.crop_with_length(wav, crop_seed)
 
 
-def make_audio_pipeline(sample_rate, crop_length, train, seed, normalize=True):
+def make_audio_pipeline(sample_rate, crop_length, train, seed, normalize=True,
+                        keyed_crops=False, phase_mangle_p=0.0, dequantize_noise=False):
     """Makes the ``wav -> sig`` dynamic item for a ``DynamicItemDataset``.
 
     Arguments
@@ -369,11 +558,19 @@ def make_audio_pipeline(sample_rate, crop_length, train, seed, normalize=True):
         Seed of the random crops (see :class:`AudioPipeline`).
     normalize : bool
         Peak-normalise each crop (y / max|y|).
+    keyed_crops : bool
+        If True (and ``train``), the item also takes ``"crop_seed"`` (an int
+        the dataset puts in each data point) and the crop depends on it only,
+        which makes resumed runs exact (:mod:`fewsound_sb.datasets`).
+    phase_mangle_p : float
+        Training only: probability of the random all-pass (see :func:`augment`).
+    dequantize_noise : bool
+        Training only: add 16-bit dequantisation noise.
 
     Returns
     -------
     speechbrain.utils.data_pipeline.DynamicItem
-        Takes ``"wav"`` (a path), provides ``"sig"`` (float32 ``[crop_length]``)
+        Takes ``"wav"`` (a path; and ``"crop_seed"`` with ``keyed_crops``), provides ``"sig"`` (float32 ``[crop_length]``)
         and ``"length"`` (float, the relative valid length: < 1 when the clip
         is shorter than the crop and ``sig`` ends in zero padding; pass it as
         ``length=`` to the loss and the metrics so the padding is ignored).
@@ -397,9 +594,63 @@ def make_audio_pipeline(sample_rate, crop_length, train, seed, normalize=True):
     ... )
     >>> dataset[0]["sig"].shape, dataset[0]["length"]
     (torch.Size([400]), 0.75)
+    >>> keyed = make_audio_pipeline(8000, crop_length=64, train=True, seed=0, keyed_crops=True)
+    >>> a, b = keyed.func(data["a"]["wav"], 5)[0], keyed.func(data["a"]["wav"], 5)[0]
+    >>> bool(torch.equal(a, b)), list(keyed.takes)
+    (True, ['wav', 'crop_seed'])
     """
-    pipeline = AudioPipeline(sample_rate, crop_length, train, seed, normalize)
+    pipeline = AudioPipeline(sample_rate, crop_length, train, seed, normalize,
+                             phase_mangle_p, dequantize_noise)
+    if keyed_crops and train:
+        return takes("wav", "crop_seed")(provides("sig", "length")(pipeline))
     return takes("wav")(provides("sig", "length")(pipeline))
+
+
+def check_audio_files(paths, progress=True, desc="checking audio"):
+    """Decodes every file completely; returns the readable ones and the bad ones.
+
+    What the prepare scripts' ``check_audio`` option runs: unlike the header
+    probe, every sample is decoded (:func:`read_audio` at the file's own
+    rate), so a file truncated or corrupt anywhere is found before training.
+    Each bad file is logged with the reason.
+
+    Arguments
+    ---------
+    paths : list of str
+        Audio files.
+    progress : bool
+        Show a progress bar (tqdm).
+    desc : str
+        Label of the progress bar.
+
+    Returns
+    -------
+    good : list of str
+        The files that decode, in order.
+    bad : dict
+        ``path -> reason`` of the others.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> tmp = tempfile.mkdtemp()
+    >>> write_audio(os.path.join(tmp, "a.wav"), torch.zeros(100), 8000)
+    >>> _ = open(os.path.join(tmp, "b.wav"), "wb").write(b"RIFF junk")
+    >>> good, bad = check_audio_files([os.path.join(tmp, n) for n in ("a.wav", "b.wav")],
+    ...                               progress=False)
+    >>> [os.path.basename(p) for p in good], [os.path.basename(p) for p in bad]
+    (['a.wav'], ['b.wav'])
+    """
+    good, bad = [], {}
+    for path in tqdm(paths, desc=desc, disable=not progress, mininterval=1.0):
+        try:
+            read_audio(path, sample_rate=None, mono=False)
+        except AudioReadError as err:
+            logger.warning("Bad audio file left out: %s", err)
+            bad[path] = str(err)
+            continue
+        good.append(path)
+    return good, bad
 
 
 def list_audio_files(paths, extensions=(".wav", ".flac", ".ogg", ".mp3")):
@@ -522,6 +773,13 @@ class FitClip:
     gain : float
         Peak of the crop before normalisation: ``gain * wav`` is the crop at
         its original level.
+    file_samples : int
+        Samples of the whole file (at the fit's sample rate).
+    start : int
+        First sample of the file in the clip.
+    cropped : bool
+        The file is longer than the clip and only this crop is fitted (the
+        rest of the file is not; ``all_pieces`` fits every piece).
 
     Example
     -------
@@ -537,6 +795,9 @@ class FitClip:
     note: str = ""
     error: str = ""
     gain: float = 1.0
+    file_samples: int = 0
+    start: int = 0
+    cropped: bool = False
 
 
 def prepare_clips(sources, sample_rate, crop_length, crop="start", seed=0, all_pieces=False):
@@ -596,24 +857,33 @@ def prepare_clips(sources, sample_rate, crop_length, crop="start", seed=0, all_p
             for k, piece in enumerate(pieces):
                 valid = min(crop_length, total - k * crop_length)
                 clips.append(_make_clip(f"{clip_id}_piece{k:03d}", path, piece, valid,
-                                        crop_length, sample_rate))
+                                        crop_length, sample_rate, total, k * crop_length))
         else:
             generator = torch.Generator().manual_seed(seed + index)
-            sig, valid = crop_or_pad(wav, crop_length, mode=crop, generator=generator)
-            clips.append(_make_clip(clip_id, path, sig, valid, crop_length, sample_rate))
+            start = crop_start(total, crop_length, mode=crop, generator=generator)
+            sig, valid = crop_or_pad(wav[..., start:], crop_length, mode="start")
+            clips.append(_make_clip(clip_id, path, sig, valid, crop_length, sample_rate,
+                                    total, start, cropped=total > crop_length))
     return clips
 
 
-def _make_clip(clip_id, path, sig, valid, crop_length, sample_rate):
-    """A :class:`FitClip` of one crop: normalised, with its gain and padding note."""
+def _make_clip(clip_id, path, sig, valid, crop_length, sample_rate, total, start,
+               cropped=False):
+    """A :class:`FitClip` of one crop: normalised, with its gain and its
+    padding or cropping note."""
     note = ""
     if valid < crop_length:
         note = (f"padded: only {valid} of {crop_length} samples are audio "
                 f"({valid / sample_rate:.2f} s); metrics use the audio part")
         logger.warning("Clip %s (%s) %s", clip_id, path, note)
+    elif cropped:
+        note = (f"cropped: fitted {valid / sample_rate:.2f} s (samples {start}-"
+                f"{start + valid}) of the file's {total / sample_rate:.2f} s")
+        logger.info("Clip %s (%s) %s", clip_id, path, note)
     peak = float(sig.abs().max())
     return FitClip(clip_id, os.fspath(path), peak_normalize(sig), valid, note,
-                   gain=peak if peak > 0 else 1.0)
+                   gain=peak if peak > 0 else 1.0, file_samples=total, start=start,
+                   cropped=cropped)
 
 
 def unique_ids(paths):

@@ -14,6 +14,7 @@ permissions (``rw-r--r--`` under umask 022), not ``tempfile.mkstemp``'s
 owner-only ``0o600``.
 """
 
+import hashlib
 import os
 import secrets
 
@@ -140,3 +141,33 @@ def save_torch(obj, path):
     3
     """
     atomic_write(path, lambda tmp_path: torch.save(obj, tmp_path))
+
+
+def file_sha256(path, chunk_size=1 << 20):
+    """SHA-256 of a file's bytes (hex), read in chunks (any file size).
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The file.
+    chunk_size : int
+        Bytes read at a time.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.bin")
+    >>> write_bytes(path, b"abc")
+    >>> file_sha256(path)[:16]
+    'ba7816bf8f01cfea'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as fin:
+        for chunk in iter(lambda: fin.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

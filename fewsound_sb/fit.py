@@ -17,10 +17,15 @@ Reads every file soundfile can decode (wav, flac, ogg, mp3; any sample rate,
 any channel count), mixes to mono, resamples to the YAML's ``sample_rate``,
 and takes the first ``crop_length`` samples (deterministic), or, with
 ``--all_pieces``, every consecutive piece (ids ``<name>_piece003``)
-(:func:`fewsound_sb.dataio.prepare_clips`). Shorter files are zero-padded and
-the log and results.csv say so. Unreadable files are reported by name (log
+(:func:`fewsound_sb.dataio.prepare_clips`). Shorter files are zero-padded,
+longer ones cropped, and the log (a warning per file, pointing to
+``--all_pieces``) and results.csv say so. Unreadable files are reported by name (log
 and a CSV row with status ``unreadable``) and skipped. Outputs are those of
-:mod:`fewsound_sb.fitting`; rerunning the same command resumes.
+:mod:`fewsound_sb.fitting`; rerunning the same command resumes, and reuses a
+finished clip only if its file's content and every fit setting are the same
+(a larger ``--n_steps`` continues the saved fits). ``log.txt`` holds our log
+(third-party DEBUG left out, the mean loss every ``log_every`` steps) and
+``env.log`` the running interpreter and its packages (:mod:`fewsound_sb.logs`).
 """
 
 import argparse
@@ -36,6 +41,7 @@ from speechbrain.utils.logger import get_logger
 from fewsound_sb.config import check_overrides, yaml_top_level_keys
 from fewsound_sb.dataio import list_audio_files, prepare_clips, unique_ids
 from fewsound_sb.fitting import fit_from_hparams
+from fewsound_sb.logs import setup_experiment_logs
 
 logger = get_logger(__name__)
 
@@ -201,12 +207,19 @@ def main(argv=None):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    setup_experiment_logs(hparams["output_folder"])
     logger.info("Fitting with %s; found %d audio files in %s", hparams_file, len(files),
                 ", ".join(args.inputs))
     clips = prepare_clips(
         list(zip(unique_ids(files), files)), hparams["sample_rate"], hparams["crop_length"],
         crop="start", all_pieces=args.all_pieces,
     )
+    for clip in clips:
+        if clip.cropped:
+            logger.warning(
+                "%s is longer than crop_length (%d samples): only its start is fitted (%s). "
+                "--all_pieces fits every %d-sample piece of the file", clip.path,
+                hparams["crop_length"], clip.note, hparams["crop_length"])
     try:
         fit_from_hparams(clips, hparams, device=args.device or infer_device())
     except ValueError as err:

@@ -11,9 +11,19 @@ target built under seed ``seed + i`` (i = the clip's position in the whole
 list), so its result does not depend on which clips share its batch.
 
 A clip whose loss turns NaN/inf is stopped alone (weights frozen, marked
-failed); the others go on. The optimiser state is saved every ``save_every``
-steps (atomically); rerunning with the same output folder continues from
-the last saved step, and clips already finished are not refitted.
+failed); the others go on. The loss sees each clip's relative valid length
+(``FitClip.num_valid``), so the zero padding of a short clip is not fitted.
+The optimiser state is saved every ``save_every`` steps (atomically);
+rerunning with the same output folder continues from the last saved step.
+
+A finished clip is recognised by a key (:meth:`INRFitter.clip_key`): the
+SHA-256 of its source file's bytes and of the fitted samples, and the fit
+settings (target and its configuration, lr, weight decay, betas, eps, loss
+and its settings, clip length, initialisation seed), not by its name. A rerun
+with the same key and ``n_steps`` reuses the fit; any other setting, or a
+changed file under the same name, refits (the log says which setting
+changed); a larger ``n_steps`` continues the saved fit from its weights and
+AdamW state (kept in the record) instead of starting over.
 
 Outputs of :meth:`INRFitter.run` in the output folder::
 
@@ -24,7 +34,9 @@ Outputs of :meth:`INRFitter.run` in the output folder::
     wavs/<id>.wav            reconstruction; originals/<id>.wav the fitted crop
     figures/<id>.png         waveform + log-mel, original above reconstruction
     loss_curve.png           loss per step of every clip
-    records/<id>.pt          per-clip row + loss history (used to resume)
+    records/<id>/<key>-<n_steps>.pt  per-clip row, loss history, settings, final
+                             weights and AdamW state (reuse, continue)
+    records/<id>/current     the record whose weights/wavs/figure are on disk
     state/batch_*.pt         optimiser state of the unfinished batch (removed when done)
 
 This module holds the fitter only. The clips come from
@@ -36,8 +48,9 @@ atomically by :mod:`fewsound_sb.files`.
 
 import functools
 import hashlib
-import math
+import json
 import os
+import re
 import time
 from dataclasses import dataclass
 
@@ -45,7 +58,7 @@ import torch
 from speechbrain.utils.logger import get_logger
 from tqdm import tqdm
 
-from fewsound_sb.files import save_torch
+from fewsound_sb.files import file_sha256, save_torch, write_text
 from fewsound_sb.metrics import compute_metrics, summarize
 from fewsound_sb.nnet.hyper import count_parameters
 from fewsound_sb.nnet.inr import (
@@ -62,6 +75,7 @@ from fewsound_sb.weights import WEIGHTS_SUFFIX, INRWeights
 logger = get_logger(__name__)
 
 STATE_VERSION = 1
+RECORD_VERSION = 2
 CSV_COLUMNS = (
     "id", "path", "status", "message", "num_samples", "steps", "seconds", "final_loss",
 )
@@ -197,6 +211,8 @@ class INRFitter:
         Torch device of the fit.
     progress : bool
         Show a tqdm bar over steps with the current mean loss.
+    log_every : int
+        Log the mean loss of the running clips every this many steps (0: never).
 
     Example
     -------
@@ -212,7 +228,7 @@ class INRFitter:
 
     def __init__(
         self, target, loss, lr, n_steps, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-8,
-        save_every=500, seed=0, device="cpu", progress=True,
+        save_every=500, seed=0, device="cpu", progress=True, log_every=0,
     ):
         if n_steps < 0:
             raise ValueError(f"n_steps must be >= 0. Found: {n_steps}")
@@ -230,6 +246,7 @@ class INRFitter:
         self.save_every = int(save_every or 0)
         self.seed = int(seed)
         self.progress = progress
+        self.log_every = int(log_every or 0)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.network = target().to(self.device)  # evaluates every clip's weights
@@ -238,7 +255,18 @@ class INRFitter:
         self.display_name = registered.upper() if registered else type(self.network).__name__
 
     def fingerprint(self, num_samples):
-        """What a saved state must match to be resumed (n_steps may change)."""
+        """The fit settings a saved state or record must match (all but n_steps).
+
+        Example
+        -------
+        >>> from fewsound_sb.nnet.inr import KAN
+        >>> from fewsound_sb.losses import FewSoundLoss
+        >>> fitter = INRFitter(functools.partial(KAN, encoding_length=2, hidden_sizes=(4,)),
+        ...                    FewSoundLoss(reduction="none"), lr=1e-2, n_steps=3)
+        >>> settings = fitter.fingerprint(64)
+        >>> settings["inr"], settings["lr"], settings["num_samples"]
+        ('kan', 0.01, 64)
+        """
         return {
             "inr": self.inr_name, "config": repr(sorted(self.config.items())),
             "lr": self.lr, "weight_decay": self.weight_decay, "betas": self.betas,
@@ -249,7 +277,7 @@ class INRFitter:
 
     # ----------------------------------------------------------------- one batch
     def fit_batch(self, wavs, seeds=None, ids=None, state_path=None, callback=None,
-                  init_weights=None):
+                  init_weights=None, lengths=None, start=None):
         """Fits B clips at once (resuming from ``state_path`` if it holds a state).
 
         Arguments
@@ -270,6 +298,14 @@ class INRFitter:
             ``[B, P]`` weights to start from instead of each clip's fresh
             initialisation (refinement, e.g. of a hypernetwork's output:
             :meth:`fewsound_sb.inference.Reconstructor.encode`).
+        lengths : torch.Tensor or None
+            ``[B]`` relative valid lengths (``num_valid / N``): the loss
+            ignores each clip's padded end. None: the whole clip.
+        start : dict or None
+            Continue finished fits instead of starting afresh (used when
+            ``n_steps`` grows): ``weights`` ``[B, P]``, ``exp_avg``,
+            ``exp_avg_sq`` (AdamW moments, ``[B, P]``), ``step`` (steps done,
+            the same for the B clips), ``history`` and ``seconds``.
 
         Returns
         -------
@@ -301,9 +337,15 @@ class INRFitter:
             raise ValueError(f"need one seed and id per clip: {batch} clips, "
                              f"{len(seeds)} seeds, {len(ids)} ids")
         x = wavs.to(self.device, torch.float32)
+        if lengths is not None:
+            lengths = torch.as_tensor(lengths, dtype=torch.float32, device=self.device)
         t = time_grid(num_samples, device=self.device)
         state = self._load_state(state_path, ids, num_samples)
-        if state is None:
+        if state is None and start is not None:
+            init, step = start["weights"].float().cpu().clone(), int(start["step"])
+            history, seconds = [list(h) for h in start["history"]], float(start["seconds"])
+            status, messages = ["running"] * batch, [""] * batch
+        elif state is None:
             init = (initial_weights(self.target, seeds) if init_weights is None
                     else init_weights.detach().float().cpu().clone())
             step, history, seconds = 0, [[] for _ in ids], 0.0
@@ -320,6 +362,12 @@ class INRFitter:
         if state is not None:
             optimizer.load_state_dict(state["optimizer"])
             torch.set_rng_state(state["rng"])
+        elif start is not None:  # AdamW is element-wise: per-clip rows of its moments
+            optimizer.state[weights] = {
+                "step": torch.tensor(float(step)),
+                "exp_avg": start["exp_avg"].to(self.device, torch.float32).clone(),
+                "exp_avg_sq": start["exp_avg_sq"].to(self.device, torch.float32).clone(),
+            }
 
         def save():
             if state_path:
@@ -333,7 +381,8 @@ class INRFitter:
                    dynamic_ncols=True)
         try:
             while step < self.n_steps and "running" in status:
-                values = self._step(x, t, weights, optimizer, ids, status, messages, step)
+                values = self._step(x, t, weights, optimizer, ids, status, messages, step,
+                                     lengths)
                 step += 1
                 for i, value in enumerate(values):
                     if value is not None:
@@ -342,6 +391,10 @@ class INRFitter:
                 if running:
                     bar.set_postfix(loss=f"{sum(running) / len(running):.4g}")
                 bar.update(1)
+                if self.log_every and step % self.log_every == 0 and running:
+                    logger.info("Fit %s: step %d/%d, mean loss %.6g over %d running clip(s)",
+                                ids[0] + (f" +{batch - 1}" if batch > 1 else ""), step,
+                                self.n_steps, sum(running) / len(running), len(running))
                 if self.save_every and step % self.save_every == 0:
                     save()
                 if callback is not None:
@@ -356,18 +409,21 @@ class INRFitter:
         save()
         with torch.no_grad():
             estimates = self.network.forward_flat(t, weights).squeeze(-1)  # [B, N]
-            final = self.loss(predictions=estimates, targets=x)
+            final = self.loss(predictions=estimates, targets=x, length=lengths)
+        self.last_optimizer_state = {  # per-clip AdamW moments, for the records
+            key: value.detach().cpu() for key, value in optimizer.state[weights].items()
+        } if weights in optimizer.state else None
         return FitResult(
             weights.detach().cpu(), estimates.cpu(), [float(v) for v in final.cpu()],
             history, status, messages, step, seconds + time.time() - started,
         )
 
-    def _step(self, x, t, weights, optimizer, ids, status, messages, step):
+    def _step(self, x, t, weights, optimizer, ids, status, messages, step, lengths=None):
         """One AdamW step over the running clips; returns each clip's loss (None if stopped)."""
         active_before = torch.tensor([s == "running" for s in status], device=self.device)
         optimizer.zero_grad(set_to_none=True)
         estimates = self.network.forward_flat(t, weights).squeeze(-1)  # [B, N]
-        losses = self.loss(predictions=estimates, targets=x)  # [B]
+        losses = self.loss(predictions=estimates, targets=x, length=lengths)  # [B]
         if losses.shape != (x.shape[0],):
             raise ValueError(
                 f"the loss must return one value per clip, shape [{x.shape[0]}], got "
@@ -420,12 +476,57 @@ class INRFitter:
         return state
 
     # ----------------------------------------------------------------- whole run
+    def clip_key(self, clip, seed, source_sha256=None):
+        """The key of a clip's fit: what a saved fit must match to be reused.
+
+        Arguments
+        ---------
+        clip : FitClip
+            The clip.
+        seed : int
+            Its initialisation seed.
+        source_sha256 : str or None
+            SHA-256 of the source file (computed if None and the file exists).
+
+        Returns
+        -------
+        key : str
+            16 hex digits of the SHA-256 of ``settings``.
+        settings : dict
+            :meth:`fingerprint` (all fit settings but ``n_steps``), the seed,
+            the source file's SHA-256 and that of the fitted samples.
+
+        Example
+        -------
+        >>> from fewsound_sb.dataio import FitClip
+        >>> from fewsound_sb.nnet.inr import KAN
+        >>> from fewsound_sb.losses import FewSoundLoss
+        >>> fitter = INRFitter(functools.partial(KAN, encoding_length=2, hidden_sizes=(4,)),
+        ...                    FewSoundLoss(reduction="none"), lr=1e-2, n_steps=3)
+        >>> clip = FitClip("a", "no_file.wav", torch.zeros(8), 8)
+        >>> key, settings = fitter.clip_key(clip, seed=0)
+        >>> len(key), key == fitter.clip_key(clip, seed=1)[0], settings["lr"]
+        (16, False, 0.01)
+        """
+        if source_sha256 is None and os.path.isfile(clip.path):
+            source_sha256 = file_sha256(clip.path)
+        samples = hashlib.sha256(clip.wav.detach().cpu().float().numpy().tobytes())
+        samples.update(str(clip.num_valid).encode())
+        settings = {**self.fingerprint(clip.wav.shape[-1]), "seed": int(seed),
+                    "source_sha256": source_sha256, "samples_sha256": samples.hexdigest()}
+        settings = json.loads(json.dumps(settings, sort_keys=True, default=repr))
+        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        return key, settings
+
     def run(self, clips, output_folder, batch_clips=8, sample_rate=22050, n_figures=4,
             metrics=None, title=None):
         """Fits every clip in batches and writes all outputs (see module docstring).
 
-        Clips already finished in ``output_folder`` (a record exists) are not
-        refitted; an interrupted batch resumes from its saved state.
+        A clip whose fit with the same key (:meth:`clip_key`) and ``n_steps``
+        is recorded in ``output_folder`` is not refitted; one recorded with
+        fewer steps continues from its weights and AdamW state; any other
+        clip is fitted afresh (the log says what changed since a previous fit
+        of the same name). An interrupted batch resumes from its saved state.
 
         Arguments
         ---------
@@ -463,32 +564,100 @@ class INRFitter:
             )
         index_of = {c.id: i for i, c in enumerate(clips)}
         figure_ids = {c.id for c in readable[: max(0, int(n_figures))]}
-        todo = [c for c in readable if not self._finished(output_folder, c.id)]
-        if len(todo) < len(readable):
-            logger.info("%d of %d clips already fitted in %s: not refitted",
-                        len(readable) - len(todo), len(readable), output_folder)
-        n_batches = math.ceil(len(todo) / batch_clips)
-        for b in range(n_batches):
-            group = todo[b * batch_clips: (b + 1) * batch_clips]
-            group_ids = [c.id for c in group]
-            logger.info("Batch %d/%d: fitting %s for %d steps", b + 1, n_batches,
-                        ", ".join(group_ids), self.n_steps)
-            state_path = os.path.join(output_folder, "state", f"batch_{_digest(group_ids)}.pt")
+        file_hashes = {}
+        for clip in readable:
+            if clip.path not in file_hashes and os.path.isfile(clip.path):
+                file_hashes[clip.path] = file_sha256(clip.path)
+        records, fresh, continued = {}, [], {}
+        for clip in readable:
+            key, settings = self.clip_key(clip, self.seed + index_of[clip.id],
+                                          file_hashes.get(clip.path))
+            plan, record = self._plan(output_folder, clip.id, key, settings)
+            if plan == "reuse":
+                records[clip.id] = record
+                self._refresh_outputs(output_folder, clip, record, sample_rate,
+                                      clip.id in figure_ids)
+            elif plan == "continue":
+                continued.setdefault(record["steps"], []).append((clip, key, settings, record))
+            else:
+                fresh.append((clip, key, settings, None))
+        if records:
+            logger.info("%d of %d clips already fitted with these settings in %s: reused",
+                        len(records), len(readable), output_folder)
+        groups = [fresh[i: i + batch_clips] for i in range(0, len(fresh), batch_clips)]
+        for steps in sorted(continued):
+            todo = continued[steps]
+            groups += [todo[i: i + batch_clips] for i in range(0, len(todo), batch_clips)]
+        for b, group in enumerate(groups):
+            group_clips = [c for c, _, _, _ in group]
+            group_ids = [c.id for c in group_clips]
+            start = self._start_from([r for _, _, _, r in group])
+            logger.info("Batch %d/%d: fitting %s for %d steps%s", b + 1, len(groups),
+                        ", ".join(group_ids), self.n_steps,
+                        f" (continuing from step {start['step']})" if start else "")
+            state_path = os.path.join(output_folder, "state", "batch_" + _digest(
+                group_ids + [k for _, k, _, _ in group] + [str(start and start["step"])]) + ".pt")
             result = self.fit_batch(
-                torch.stack([c.wav for c in group]),
-                seeds=[self.seed + index_of[c.id] for c in group],
+                torch.stack([c.wav for c in group_clips]),
+                seeds=[self.seed + index_of[c.id] for c in group_clips],
                 ids=group_ids, state_path=state_path,
+                lengths=torch.tensor([c.num_valid / c.wav.shape[-1] for c in group_clips]),
+                start=start,
             )
-            for i, clip in enumerate(group):
-                self._write_clip(output_folder, clip, result, i, sample_rate, metrics,
-                                 clip.id in figure_ids)
+            for i, (clip, key, settings, _) in enumerate(group):
+                records[clip.id] = self._write_clip(output_folder, clip, result, i, sample_rate,
+                                                    metrics, clip.id in figure_ids, key, settings)
             os.remove(state_path)
-        return self._write_report(output_folder, clips, sample_rate, title)
+        return self._write_report(output_folder, clips, sample_rate, title, records)
 
-    def _finished(self, output_folder, clip_id):
-        return os.path.isfile(os.path.join(output_folder, "records", f"{clip_id}.pt"))
+    # ----------------------------------------------------------------- records
+    def _record_path(self, folder, clip_id, key, n_steps):
+        return os.path.join(folder, "records", clip_id, f"{key}-{n_steps}.pt")
 
-    def _write_clip(self, folder, clip, result, i, sample_rate, metrics, with_figure):
+    def _plan(self, folder, clip_id, key, settings):
+        """``("reuse" | "continue" | "fit", record or None)`` for one clip, with a log
+        line saying why when a saved fit of that clip is not reused."""
+        exact = self._record_path(folder, clip_id, key, self.n_steps)
+        if os.path.isfile(exact):
+            return "reuse", torch.load(exact, weights_only=True)
+        saved = _list_records(os.path.join(folder, "records", clip_id))
+        shorter = [(n, path) for k, n, path in saved if k == key and n < self.n_steps]
+        if shorter:
+            path = max(shorter)[1]
+            record = torch.load(path, weights_only=True)
+            if record["row"]["status"] == "ok" and record.get("exp_avg") is not None:
+                logger.info("Clip %s: fitted before with the same settings for %d steps "
+                            "(%s); continuing to %d steps from its saved weights and AdamW "
+                            "state", clip_id, record["steps"], path, self.n_steps)
+                return "continue", record
+            logger.warning("Clip %s: the saved %d-step fit (%s) cannot be continued to %d "
+                           "steps (%s): fitting afresh", clip_id, record["steps"], path,
+                           self.n_steps, "it failed" if record["row"]["status"] != "ok"
+                           else "its optimiser state was not kept")
+            return "fit", None
+        if saved:
+            _, _, path = max(saved, key=lambda s: os.path.getmtime(s[2]))
+            old = torch.load(path, weights_only=True)
+            logger.warning("Clip %s: the fit saved in %s is not reused: %s. Fitting afresh "
+                           "(the old record stays; another --output_folder keeps runs apart)",
+                           clip_id, path, _describe_change(old, settings, self.n_steps))
+        return "fit", None
+
+    @staticmethod
+    def _start_from(group_records):
+        """``fit_batch``'s ``start`` from the records of clips to continue (or None)."""
+        if group_records[0] is None:
+            return None
+        return {"weights": torch.stack([r["weights"] for r in group_records]),
+                "exp_avg": torch.stack([r["exp_avg"] for r in group_records]),
+                "exp_avg_sq": torch.stack([r["exp_avg_sq"] for r in group_records]),
+                "step": group_records[0]["steps"],
+                "history": [r["history"] for r in group_records],
+                "seconds": max(r["row"].get("seconds", 0.0) for r in group_records)}
+
+    def _write_clip(self, folder, clip, result, i, sample_rate, metrics, with_figure, key,
+                    settings):
+        """Writes a clip's outputs and its record; returns the record."""
         valid = clip.num_valid
         row = {"id": clip.id, "path": clip.path, "status": result.status[i],
                "message": "; ".join(m for m in (result.messages[i], clip.note) if m),
@@ -502,34 +671,69 @@ class INRFitter:
                                            metrics=metrics)[0])
             except Exception as err:  # a metric failing must not lose the fit
                 logger.error("Metrics failed for clip %s: %s", clip.id, err)
-            INRWeights(
-                target=self.inr_name, config=self.config, weights=result.weights[i],
-                sample_rate=sample_rate, num_samples=clip.wav.shape[-1],
-                gains=[clip.gain],
-                buffers=dict(self.network.named_buffers()),
-                target_class=inr_class_path(type(self.network)),
-                metadata={"id": clip.id, "source": clip.path, "num_valid": valid,
-                          "final_loss": result.final_loss[i], "steps": row["steps"]},
-            ).save(os.path.join(folder, "weights", clip.id + WEIGHTS_SUFFIX))
-            write_example(
-                reference, estimate, sample_rate,
-                os.path.join(folder, "originals", f"{clip.id}.wav"),
-                os.path.join(folder, "wavs", f"{clip.id}.wav"),
-                os.path.join(folder, "figures", f"{clip.id}.png") if with_figure else None,
-                title=figure_title(clip.id, row),
-            )
-        save_torch({"row": row, "history": result.history[i]},
-                   os.path.join(folder, "records", f"{clip.id}.pt"))
+        state = self.last_optimizer_state
+        record = {
+            "version": RECORD_VERSION, "row": row, "history": result.history[i], "key": key,
+            "settings": settings, "n_steps": self.n_steps, "steps": result.steps,
+            "weights": result.weights[i].clone(),
+            "exp_avg": state["exp_avg"][i].clone() if state else None,
+            "exp_avg_sq": state["exp_avg_sq"][i].clone() if state else None,
+        }
+        path = self._record_path(folder, clip.id, key, self.n_steps)
+        save_torch(record, path)
+        if result.status[i] == "ok":
+            self._write_outputs(folder, clip, record, result.estimates[i], sample_rate,
+                                with_figure)
+        return record
 
-    def _write_report(self, folder, clips, sample_rate, title):
+    def _write_outputs(self, folder, clip, record, estimate, sample_rate, with_figure):
+        """weights/, wavs/, originals/ (and figures/) of one clip, then ``current``."""
+        valid, row = clip.num_valid, record["row"]
+        INRWeights(
+            target=self.inr_name, config=self.config, weights=record["weights"],
+            sample_rate=sample_rate, num_samples=clip.wav.shape[-1],
+            gains=[clip.gain],
+            buffers=dict(self.network.named_buffers()),
+            target_class=inr_class_path(type(self.network)),
+            metadata={"id": clip.id, "source": clip.path, "num_valid": valid,
+                      "final_loss": row["final_loss"], "steps": row["steps"],
+                      "fit_key": record["key"]},
+        ).save(os.path.join(folder, "weights", clip.id + WEIGHTS_SUFFIX))
+        write_example(
+            clip.wav[:valid], estimate[:valid], sample_rate,
+            os.path.join(folder, "originals", f"{clip.id}.wav"),
+            os.path.join(folder, "wavs", f"{clip.id}.wav"),
+            os.path.join(folder, "figures", f"{clip.id}.png") if with_figure else None,
+            title=figure_title(clip.id, row),
+        )
+        write_text(os.path.join(folder, "records", clip.id, "current"),
+                   f"{record['key']}-{record['n_steps']}\n")
+
+    def _refresh_outputs(self, folder, clip, record, sample_rate, with_figure):
+        """Rewrites a reused clip's outputs if another fit of the same name
+        overwrote them since (``records/<id>/current`` names another record)."""
+        if record["row"]["status"] != "ok":
+            return
+        current = os.path.join(folder, "records", clip.id, "current")
+        name = f"{record['key']}-{record['n_steps']}"
+        if os.path.isfile(current) and open(current, encoding="utf-8").read().strip() == name:
+            return
+        logger.info("Clip %s: rewriting its weights, wavs and figure from the reused fit",
+                    clip.id)
+        t = time_grid(clip.wav.shape[-1], device=self.device)
+        with torch.no_grad():
+            estimate = self.network.forward_flat(
+                t, record["weights"][None].to(self.device)).squeeze(-1)[0].cpu()
+        self._write_outputs(folder, clip, record, estimate, sample_rate, with_figure)
+
+    def _write_report(self, folder, clips, sample_rate, title, records):
         rows, histories = [], {}
         for clip in clips:
             if clip.error:
                 rows.append({"id": clip.id, "path": clip.path, "status": "unreadable",
                              "message": clip.error, "num_samples": 0, "steps": 0})
                 continue
-            record = torch.load(os.path.join(folder, "records", f"{clip.id}.pt"),
-                                weights_only=True)
+            record = records[clip.id]
             rows.append(record["row"])
             histories[clip.id] = record["history"]
         metric_names = [k for r in rows for k in r if k not in CSV_COLUMNS]
@@ -565,6 +769,48 @@ def _digest(ids):
     return hashlib.sha1("\n".join(ids).encode("utf-8")).hexdigest()[:12]
 
 
+def _list_records(folder):
+    """``(key, n_steps, path)`` of the records in a clip's records folder."""
+    if not os.path.isdir(folder):
+        return []
+    found = []
+    for name in sorted(os.listdir(folder)):
+        match = re.fullmatch(r"([0-9a-f]{16})-(\d+)\.pt", name)
+        if match:
+            found.append((match.group(1), int(match.group(2)), os.path.join(folder, name)))
+    return found
+
+
+def _describe_change(old_record, settings, n_steps):
+    """Which settings differ between a saved record and this run, in words.
+
+    Example
+    -------
+    >>> old = {"settings": {"lr": 0.01, "source_sha256": "ab"}, "n_steps": 5}
+    >>> _describe_change(old, {"lr": 0.001, "source_sha256": "ab"}, 5)
+    'lr changed (0.01 -> 0.001)'
+    >>> _describe_change(old, {"lr": 0.01, "source_sha256": "cd"}, 5)
+    "the file's content changed"
+    >>> _describe_change(old, {"lr": 0.01, "source_sha256": "ab"}, 3)
+    'n_steps lowered (5 -> 3)'
+    """
+    old = old_record.get("settings", {})
+    changes = []
+    for name in sorted(set(old) | set(settings)):
+        if old.get(name) == settings.get(name):
+            continue
+        if name == "source_sha256":
+            changes.insert(0, "the file's content changed")
+        elif name == "samples_sha256":
+            if "source_sha256" not in [c for c in old if old.get(c) != settings.get(c)]:
+                changes.append("the fitted samples changed (crop, sample rate or length)")
+        else:
+            changes.append(f"{name} changed ({old.get(name)} -> {settings.get(name)})")
+    if not changes and old_record.get("n_steps", n_steps) > n_steps:
+        changes.append(f"n_steps lowered ({old_record['n_steps']} -> {n_steps})")
+    return "; ".join(changes) or "other settings"
+
+
 # --------------------------------------------------------------------------- from YAML
 def fitter_from_hparams(hparams, device="cpu"):
     """Builds an :class:`INRFitter` from a loaded ``hparams/inr/<name>.yaml``.
@@ -573,7 +819,7 @@ def fitter_from_hparams(hparams, device="cpu"):
     ---------
     hparams : dict
         Loaded HyperPyYAML (keys target, loss, lr, n_steps, weight_decay, betas,
-        adam_eps, save_every, seed, progress).
+        adam_eps, save_every, seed, progress, log_every).
     device : str
         Torch device.
 
@@ -586,6 +832,7 @@ def fitter_from_hparams(hparams, device="cpu"):
         n_steps=hparams["n_steps"], weight_decay=hparams["weight_decay"],
         betas=hparams["betas"], eps=hparams["adam_eps"], save_every=hparams["save_every"],
         seed=hparams["seed"], device=device, progress=hparams["progress"],
+        log_every=hparams["log_every"],
     )
 
 
