@@ -1,10 +1,16 @@
-"""FewSound inference time for one clip: wav → E → FewSoundHead (G, H) → KAN target → wav.
+"""FewSound inference: wav pieces → E (encode) → FewSoundHead (G, H) → KAN target → wav (decode).
 
-Batch 1, ``torch.inference_mode``, the paper-size modules: SoundStream encoder
-E (``norm="layer_ct"``, 21.0M), universal-weight encoder G (two convolutions with
+``torch.inference_mode``, the paper-size modules: SoundStream encoder E
+(``norm="layer_ct"``, 21.0M), universal-weight encoder G (two convolutions with
 kernel 8101 over θ, then a linear layer to 3296: 55M for the 33,768-parameter
-KAN target), hypernetwork H (``(400, 768, 768, 768, 768, 400)``, 17.5M class),
-KAN target of the paper. The real-time factor is compute time / audio duration.
+KAN target), hypernetwork H (``(400, 768, 768, 768, 768, 400)``), KAN target of
+the paper. A long file is cut into 1.486 s pieces (32,768 samples) that are
+processed as one batch of ``n`` pieces. G(θ) does not depend on the input: it is
+computed once per model (:meth:`FewSoundHead.universal_embedding`, cached in
+inference) and timed apart ("G(θ) once"). Stages: encode = E; decode = H (with
+the cached G(θ)) + the target on the time grid. The real-time factor of a
+stage is its compute time / the audio duration of the batch (below 1: faster
+than real time; "x real time" is its inverse).
 """
 
 import torch
@@ -17,57 +23,76 @@ from fewsound_sb.nnet.inr import build_inr, time_grid
 SAMPLE_RATE = 22050
 
 
-def build(quick=False):
-    """(encoder, head, num_samples): paper sizes, or tiny ones with ``quick``."""
+def build(quick=False, compile=False):
+    """(encoder, head, num_samples): paper sizes, or tiny ones with ``quick``; ``compile``: the KAN's."""
     torch.manual_seed(0)
     if quick:
         encoder = SoundStreamEncoder(
             input_length=2048, channels=2, output_channels=4, channel_mults=(2, 4), strides=(4, 8)
         )
-        target = build_inr("kan", encoding_length=4, hidden_sizes=(8, 4))
+        target = build_inr("kan", encoding_length=4, hidden_sizes=(8, 4), compile=False)
         head = FewSoundHead(
             target, encoder_dim=encoder.output_dim, hypernet_hidden=(16, 16), g_output_dim=8, g_kernel_size=5
         )
         return encoder, head, 2048
     encoder = SoundStreamEncoder()
-    head = FewSoundHead(build_inr("kan"), encoder_dim=encoder.output_dim)
+    head = FewSoundHead(build_inr("kan", compile=compile), encoder_dim=encoder.output_dim)
     return encoder, head, encoder.input_length
 
 
-def run(repeats, warmup, device="cpu", quick=False):
-    """Median times (ms) of the stages and of the whole reconstruction, and the RTF."""
-    encoder, head, num_samples = build(quick)
+def run(repeats, warmup, device="cpu", quick=False, batches=(1, 8), compile=False):
+    """Median times (ms) per stage for batches of ``n`` pieces, and the real-time factor per stage."""
+    encoder, head, num_samples = build(quick, compile)
     encoder.eval().to(device)
     head.eval().to(device)
-    wav = (0.1 * torch.randn(1, num_samples)).to(device)
     t = time_grid(num_samples, device=device)
+    duration_s = num_samples / SAMPLE_RATE
     state = {}
 
-    def encode():
+    def g_once():
         with torch.inference_mode():
-            state["embedding"] = encoder(wav)
+            head.clear_cache()
+            head.universal_embedding()
 
-    def weights():
-        with torch.inference_mode():
-            state["weights"] = head(state["embedding"])
+    fns = {"G(θ) once": g_once}
+    for n in batches:
+        wav = (0.1 * torch.randn(n, num_samples)).to(device)
 
-    def decode():
-        with torch.inference_mode():
-            state["wav"] = head.target.forward_flat(t, state["weights"])[..., 0]
+        def encode(n=n, wav=wav):
+            with torch.inference_mode():
+                state[f"embedding {n}"] = encoder(wav)
 
-    def total():
-        with torch.inference_mode():
-            head.target.forward_flat(t, head(encoder(wav)))
+        def hyper(n=n):
+            with torch.inference_mode():
+                state[f"weights {n}"] = head(state[f"embedding {n}"])
 
-    encode()
-    weights()
-    times = interleaved_medians(
-        {"encoder E": encode, "head G+H": weights, "target KAN": decode, "total": total}, repeats, warmup, device
-    )
-    duration_s = num_samples / SAMPLE_RATE
+        def target(n=n):
+            with torch.inference_mode():
+                state[f"wav {n}"] = head.target.forward_flat(t, state[f"weights {n}"])[..., 0]
+
+        encode()
+        hyper()
+        fns.update({f"encode E, n={n}": encode, f"decode H, n={n}": hyper, f"decode target, n={n}": target})
+    times = interleaved_medians(fns, repeats, warmup, device)
+    stages = {}
+    for n in batches:
+        audio_s = n * duration_s
+        enc = times[f"encode E, n={n}"]["median_ms"]
+        dec = times[f"decode H, n={n}"]["median_ms"] + times[f"decode target, n={n}"]["median_ms"]
+        stages[str(n)] = {
+            "audio_s": audio_s,
+            "encode_ms": enc,
+            "decode_h_ms": times[f"decode H, n={n}"]["median_ms"],
+            "decode_target_ms": times[f"decode target, n={n}"]["median_ms"],
+            "decode_ms": dec,
+            "rtf_encode": enc / 1000.0 / audio_s,
+            "rtf_decode": dec / 1000.0 / audio_s,
+            "rtf_total": (enc + dec) / 1000.0 / audio_s,
+        }
     return {
         "num_samples": num_samples,
         "duration_s": duration_s,
+        "target_compile": str(compile),
         "params": {
             "E": count_parameters(encoder),
             "G": count_parameters(head.weight_encoder),
@@ -75,6 +100,8 @@ def run(repeats, warmup, device="cpu", quick=False):
             "theta": head.num_params,
         },
         "times": times,
-        "rtf": times["total"]["median_ms"] / 1000.0 / duration_s,
-        "output_shape": list(state["wav"].shape),
+        "stages": stages,
+        "g_once_ms": times["G(θ) once"]["median_ms"],
+        "rtf": stages[str(batches[0])]["rtf_total"],
+        "output_shape": list(state[f"wav {batches[0]}"].shape),
     }

@@ -1,49 +1,110 @@
-"""Fitting throughput of the KAN target: B clips per step, in clip-steps per second.
+"""Fitting throughput of all six target networks: B clips per step, in clip-steps per second.
 
 One step = ``forward_flat`` of the shared time grid with a ``[B, P]`` weight
-tensor, per-clip L1 loss (mean over samples, summed over clips so that every
-clip's gradient is its own), backward, AdamW step over the ``[B, P]`` tensor —
-what the INR fitter does for B clips at once.
+tensor, the fitter's loss (:class:`~fewsound_sb.losses.FewSoundLoss`, L1 +
+multi-resolution mel STFT, one value per clip, summed so that every clip's
+gradient is its own), backward, AdamW step over the ``[B, P]`` tensor — what
+the INR fitter does for B clips at once. Every target has the paper's Table 1
+configuration; KAN appears twice, eager (``compile=False``) and compiled
+(``compile=True``).
+
+Per-clip cost at B = 1 is what fitting the clips one by one (a loop) costs, so
+``clip-steps/s`` at B > 1 against B = 1 says whether batching pays. The loss's
+share is the time of the loss forward + backward alone (on a leaf tensor of
+the step's output shape), measured in the same rounds, over the step time.
 """
 
 import torch
 
 from bench.common import interleaved_medians
+from fewsound_sb.losses import FewSoundLoss
 from fewsound_sb.nnet.inr import build_inr, time_grid
 
+SAMPLE_RATE = 22050
+# row name -> (registry name, constructor overrides)
+TARGETS = {
+    "kan": ("kan", {"compile": False}),
+    "kan-compiled": ("kan", {"compile": True}),
+    "nerf": ("nerf", {}),
+    "siren": ("siren", {}),
+    "finer": ("finer", {}),
+    "rff": ("rff", {}),
+    "wire": ("wire", {}),
+}
 
-def make_fit_step(net, batch, points, device, seed=0):
+
+def fit_loss(points, device="cpu"):
+    """The fitter's loss, one value per clip; L1 only when the clip is too short for the 2048-point STFT."""
+    lambda_f = 1.0 if points > 1024 else 0.0  # --quick runs 256 points
+    return FewSoundLoss(sample_rate=SAMPLE_RATE, lambda_f=lambda_f, reduction="none").to(device)
+
+
+def build_target(row):
+    """The frozen target network of a row of :data:`TARGETS`."""
+    name, overrides = TARGETS[row]
+    torch.manual_seed(0)
+    net = build_inr(name, **overrides)
+    net.requires_grad_(False)
+    return net
+
+
+def make_fit_step(net, batch, points, device, seed=0, loss=None):
     """A closure running one fitting step of ``batch`` clips."""
     gen = torch.Generator().manual_seed(seed)
     base = net.flat_weights().detach()
     weights = (base + 0.01 * torch.randn(batch, base.numel(), generator=gen)).to(device).requires_grad_()
-    target = (0.3 * torch.randn(batch, points, 1, generator=gen)).to(device)
+    target = (0.3 * torch.randn(batch, points, generator=gen)).to(device)
     t = time_grid(points, device=device)
     opt = torch.optim.AdamW([weights], lr=1e-4)
+    loss = loss if loss is not None else fit_loss(points, device)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        out = net.forward_flat(t, weights)  # [B, T, 1]
-        loss = (out - target).abs().mean(dim=(1, 2)).sum()
-        loss.backward()
+        out = net.forward_flat(t, weights)[..., 0]  # [B, T]
+        loss(predictions=out, targets=target).sum().backward()
         opt.step()
 
     return step
 
 
-def run(batches, points, repeats, warmup, device="cpu", target="kan"):
-    """Median step time and clip-steps/s for each batch size (interleaved)."""
-    torch.manual_seed(0)
-    net = build_inr(target).to(device)
-    for p in net.parameters():
-        p.requires_grad_(False)
-    steps = {f"B={b}": make_fit_step(net, b, points, device) for b in batches}
-    times = interleaved_medians(steps, repeats, warmup, device)
-    rows = {}
+def make_loss_step(batch, points, device, seed=0):
+    """A closure running the loss forward + backward alone on ``[B, T]``."""
+    gen = torch.Generator().manual_seed(seed)
+    pred = (0.3 * torch.randn(batch, points, generator=gen)).to(device).requires_grad_()
+    target = (0.3 * torch.randn(batch, points, generator=gen)).to(device)
+    loss = fit_loss(points, device)
+
+    def step():
+        pred.grad = None
+        loss(predictions=pred, targets=target).sum().backward()
+
+    return step
+
+
+def run(batches, points, repeats, warmup, device="cpu", targets=None):
+    """Median step time, clip-steps/s and the loss's share, per target and batch size (all interleaved)."""
+    targets = list(targets or TARGETS)
+    nets = {row: build_target(row) for row in targets}
+    fns = {}
     for b in batches:
-        entry = times[f"B={b}"]
-        rows[str(b)] = {
-            "step": entry,
-            "clip_steps_per_s": 1000.0 * b / entry["median_ms"],
-        }
-    return {"target": target, "points": points, "rows": rows}
+        for row in targets:
+            fns[f"{row} B={b}"] = make_fit_step(nets[row], b, points, device)
+        fns[f"loss B={b}"] = make_loss_step(b, points, device)
+    times = interleaved_medians(fns, repeats, warmup, device)
+    rows = {}
+    for row in targets:
+        name, overrides = TARGETS[row]
+        entry = {"target": name, "overrides": {k: str(v) for k, v in overrides.items()},
+                 "num_params": nets[row].num_params, "batches": {}}
+        for b in batches:
+            step = times[f"{row} B={b}"]
+            loss = times[f"loss B={b}"]
+            entry["batches"][str(b)] = {
+                "step": step,
+                "clip_steps_per_s": 1000.0 * b / step["median_ms"],
+                "loss_ms": loss["median_ms"],
+                "loss_share": loss["median_ms"] / step["median_ms"],
+                "chunk": nets[row].chunk_size(b, points, device),
+            }
+        rows[row] = entry
+    return {"points": points, "rows": rows, "batches": [int(b) for b in batches]}

@@ -6,7 +6,7 @@ KAN layers ``[2L, *hidden, 1]`` with a SiLU branch and a B-spline branch, and
 can be loaded with the weights of ours (:class:`fewsound_sb.nnet.inr.KAN`), so
 that the benchmark also checks they compute the same function:
 
-* ``ours`` — ``build_inr("kan")``: closed-form uniform-grid basis (k + 1 local
+* ``ours`` — ``build_inr("kan", compile=False)``: closed-form uniform-grid basis (k + 1 local
   pieces), fused SiLU + basis feature tensor, hand-written backward, one GEMM
   per layer.
 * ``ours-compiled`` — ``build_inr("kan", compile=True)``: the same fused layer
@@ -59,7 +59,8 @@ def peer_available(name):
 
 
 def paper_kan(spline_order=2, **overrides):
-    """Ours at the paper's configuration (L=10, [48, 24, 12], G=10) and order k."""
+    """Ours (eager layer path) at the paper's configuration (L=10, [48, 24, 12], G=10) and order k."""
+    overrides.setdefault("compile", False)
     return build_inr("kan", spline_order=spline_order, **overrides)
 
 

@@ -14,7 +14,7 @@ import torch
 
 from bench import bench_fit, bench_kan
 from bench.common import measure_peak_memory
-from fewsound_sb.nnet.inr import build_inr, time_grid
+from fewsound_sb.nnet.inr import time_grid
 
 
 def main(argv=None):
@@ -27,14 +27,14 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--fit-batch", type=int, default=0, help="measure a fitting step of B clips instead")
+    parser.add_argument("--fit-target", default="kan", choices=sorted(bench_fit.TARGETS),
+                        help="target network of the fitting step (a row of bench_fit.TARGETS)")
     parser.add_argument("--no-peer-compile", action="store_true")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.fit_batch:
-        net = build_inr("kan").to(args.device)
-        for p in net.parameters():
-            p.requires_grad_(False)
+        net = bench_fit.build_target(args.fit_target).to(args.device)
         step = bench_fit.make_fit_step(net, args.fit_batch, args.points, args.device)
     else:
         module = bench_kan.build_all(args.order, [args.impl], args.device, peer_compile=not args.no_peer_compile)
@@ -44,6 +44,8 @@ def main(argv=None):
         step, _ = bench_kan.make_step_fns(module, t, target)
     peak, method = measure_peak_memory(step, args.device, steps=args.steps)
     result = {"impl": args.impl, "order": args.order, "fit_batch": args.fit_batch, "peak_mib": peak, "method": method}
+    if args.fit_batch:
+        result["fit_target"] = args.fit_target
     print(json.dumps(result))
     return result
 

@@ -17,7 +17,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import torch  # noqa: E402
 
-from bench import bench_fewsound, bench_fit, bench_kan  # noqa: E402
+from bench import bench_encoders, bench_fewsound, bench_fit, bench_kan  # noqa: E402
 from bench.common import machine_info, probe_memory_subprocess  # noqa: E402
 
 HEADLINE = "speed-up vs Cox-de Boor (train step): {:.1f}x"
@@ -32,6 +32,12 @@ def parse_args(argv=None):
     parser.add_argument("--orders", type=int, nargs="+", default=[2, 3], help="B-spline orders to compare")
     parser.add_argument("--fit-batches", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--fit-repeats", type=int, default=3)
+    parser.add_argument("--fit-targets", nargs="+", default=list(bench_fit.TARGETS),
+                        choices=list(bench_fit.TARGETS), help="target networks of the fitting table")
+    parser.add_argument("--fewsound-batches", type=int, nargs="+", default=[1, 8],
+                        help="pieces of a long file decoded as one batch")
+    parser.add_argument("--fewsound-compile", action="store_true",
+                        help="FewSound's KAN target on the compiled path (the warm-up pays the compilation)")
     parser.add_argument("--pykan-repeats", type=int, default=2, help="timed rounds for pykan (slow)")
     parser.add_argument("--pykan-points", type=int, default=0, help="points for pykan (0: same as --points)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -41,7 +47,7 @@ def parse_args(argv=None):
                         help="run flashkan/inkan with their eager basis instead of torch.compile")
     parser.add_argument("--no-compiled", action="store_true",
                         help="leave out the ours-compiled row (KAN(compile=True), torch.compile'd kernels)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["kan", "fit", "fewsound"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["kan", "fit", "fewsound", "encoders"])
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes for a smoke test: 256 points, 1 repeat, B=1,2, tiny FewSound, no memory")
     args = parser.parse_args(argv)
@@ -49,6 +55,8 @@ def parse_args(argv=None):
         args.points = min(args.points, 256)
         args.repeats, args.warmup, args.fit_repeats, args.pykan_repeats = 1, 1, 1, 1
         args.fit_batches = [1, 2]
+        args.fit_targets = [row for row in args.fit_targets if row != "kan-compiled"]
+        args.fewsound_batches = [1, 2]
         args.no_memory = True
         args.no_peer_compile = True
         args.no_compiled = True
@@ -87,15 +95,26 @@ def run(args):
                     row["memory"] = probe_memory_subprocess(probe)
             results["kan"][str(order)] = res
     if "fit" not in args.skip:
-        results["fit"] = bench_fit.run(args.fit_batches, args.points, args.fit_repeats, args.warmup, args.device)
+        results["fit"] = bench_fit.run(
+            args.fit_batches, args.points, args.fit_repeats, args.warmup, args.device, targets=args.fit_targets
+        )
         if not args.no_memory:
-            for b, row in results["fit"]["rows"].items():
-                probe = ["--fit-batch", b, "--points", args.points, "--device", args.device]
-                if args.threads:
-                    probe += ["--threads", args.threads]
-                row["memory"] = probe_memory_subprocess(probe)
+            for target, entry in results["fit"]["rows"].items():
+                for b, row in entry["batches"].items():
+                    probe = ["--fit-batch", b, "--fit-target", target, "--points", args.points,
+                             "--device", args.device]
+                    if args.threads:
+                        probe += ["--threads", args.threads]
+                    row["memory"] = probe_memory_subprocess(probe)
     if "fewsound" not in args.skip:
-        results["fewsound"] = bench_fewsound.run(args.repeats, args.warmup, args.device, quick=args.quick)
+        results["fewsound"] = bench_fewsound.run(
+            args.repeats, args.warmup, args.device, quick=args.quick, batches=args.fewsound_batches,
+            compile=args.fewsound_compile,
+        )
+    if "encoders" not in args.skip:  # E side by side: batch 16 crops, forward + backward
+        results["encoders"] = bench_encoders.run(
+            args.repeats, args.warmup, quick=args.quick, memory=not args.no_memory, threads=args.threads
+        )
     results["elapsed_s"] = time.time() - started
     return results
 
@@ -188,37 +207,77 @@ def render_markdown(results, command):
         lines += ["", "Weights: our seeded initialisation ×3 (so hidden activations also leave the extended grid), "
                   "copied into each implementation (flashkan/inkan: scaler folded into the spline coefficients). "
                   "SIREN has its own weights and is not compared.", ""]
-    fit = results.get("fit")
-    if fit:
-        lines += [
-            f"## Fitting throughput (KAN target, forward_flat on [B, P], {fit['points']} points, AdamW)",
-            "",
-            "| B clips per step | step ms (median) | clip-steps / s | peak MB |",
-            "|---|---|---|---|",
-        ]
-        for b, row in fit["rows"].items():
-            mem = row.get("memory", {})
-            peak = mem.get("peak_mib") if isinstance(mem, dict) else None
-            lines.append(
-                f"| {b} | {_fmt(row['step']['median_ms'])} | {_fmt(row['clip_steps_per_s'], 2)} | {_fmt(peak, 0)} |"
-            )
-        lines.append("")
-    few = results.get("fewsound")
-    if few:
-        p = few["params"]
-        lines += [
-            f"## FewSound inference, one clip of {few['num_samples']} samples ({few['duration_s']:.3f} s), batch 1",
-            "",
-            f"E {p['E'] / 1e6:.2f}M, G {p['G'] / 1e6:.2f}M, H {p['H'] / 1e6:.2f}M parameters; KAN target P = {p['theta']:,}.",
-            "",
-            "| stage | median ms |",
-            "|---|---|",
-        ]
-        for stage, entry in few["times"].items():
-            lines.append(f"| {stage} | {_fmt(entry['median_ms'])} |")
-        lines += ["", f"Real-time factor (total compute / audio duration): {few['rtf']:.3f}", ""]
+    lines += render_fit(results.get("fit"))
+    lines += render_fewsound(results.get("fewsound"))
     lines += [f"Total bench time: {results.get('elapsed_s', 0):.0f} s.", ""]
     return "\n".join(lines)
+
+
+def render_fit(fit):
+    """Markdown lines of the fitting throughput table (all targets side by side)."""
+    if not fit:
+        return []
+    batches = [str(b) for b in fit["batches"]]
+    ref = fit["rows"].get("kan")
+    lines = [
+        f"## Fitting throughput, all targets (forward_flat on [B, P], {fit['points']} points, "
+        "FewSoundLoss L1 + MR mel STFT, AdamW)",
+        "",
+        "clip-steps/s (higher is better); B = 1 is what fitting the clips one by one costs. "
+        "Peak MB: RSS high-water mark a fitting step adds, fresh process per cell. "
+        "Loss share: loss forward + backward alone / whole step.",
+        "",
+        "| target | P | " + " | ".join(f"clip-steps/s B={b}" for b in batches)
+        + f" | B={batches[-1]} vs B=1 | step vs KAN (B={batches[-1]}) | "
+        + " | ".join(f"peak MB B={b}" for b in batches) + " | "
+        + " | ".join(f"loss share B={b}" for b in batches) + " |",
+        "|---|---|" + "---|" * (3 * len(batches) + 2),
+    ]
+    for name, entry in fit["rows"].items():
+        cells = entry["batches"]
+        speed = [cells[b]["clip_steps_per_s"] for b in batches]
+        gain = speed[-1] / speed[0]
+        vs_kan = (ref["batches"][batches[-1]]["clip_steps_per_s"] / speed[-1]) if ref else None
+        peaks = []
+        for b in batches:
+            mem = cells[b].get("memory", {})
+            peaks.append(_fmt(mem.get("peak_mib") if isinstance(mem, dict) else None, 0))
+        shares = [f"{100 * cells[b]['loss_share']:.0f}%" for b in batches]
+        lines.append(
+            f"| {name} | {entry['num_params']:,} | " + " | ".join(_fmt(v, 2) for v in speed)
+            + f" | {gain:.2f}x | {_fmt(vs_kan, 2)} | " + " | ".join(peaks) + " | " + " | ".join(shares) + " |"
+        )
+    lines += ["", "Time chunks per call (CPU; `FunctionalINR.chunk_size`): " + "; ".join(
+        f"{name} " + "/".join(str(entry["batches"][b]["chunk"]) for b in batches)
+        for name, entry in fit["rows"].items()
+    ) + f" points at B = {'/'.join(batches)}.", ""]
+    return lines
+
+
+def render_fewsound(few):
+    """Markdown lines of the FewSound inference tables (encode / decode, RTF per stage)."""
+    if not few:
+        return []
+    p = few["params"]
+    lines = [
+        f"## FewSound inference, pieces of {few['num_samples']} samples ({few['duration_s']:.3f} s) batched",
+        "",
+        f"E {p['E'] / 1e6:.2f}M, G {p['G'] / 1e6:.2f}M, H {p['H'] / 1e6:.2f}M parameters; KAN target "
+        f"P = {p['theta']:,} (compile={few.get('target_compile', 'False')}). G(θ) is computed once per model "
+        f"({_fmt(few['g_once_ms'])} ms) and cached. RTF = compute time / audio duration; x real time = 1 / RTF.",
+        "",
+        "| pieces n | audio s | encode E ms | decode H ms | decode target ms | RTF encode | RTF decode "
+        "| RTF total | x real time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n, st in few["stages"].items():
+        lines.append(
+            f"| {n} | {st['audio_s']:.2f} | {_fmt(st['encode_ms'])} | {_fmt(st['decode_h_ms'])} | "
+            f"{_fmt(st['decode_target_ms'])} | {st['rtf_encode']:.3f} | {st['rtf_decode']:.3f} | "
+            f"{st['rtf_total']:.3f} | {1 / st['rtf_total']:.1f} |"
+        )
+    lines.append("")
+    return lines
 
 
 def main(argv=None):

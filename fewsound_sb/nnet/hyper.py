@@ -656,7 +656,7 @@ class FewSoundHead(_HeadBase):
             ``[B, P]``.
         """
         _check_embedding(embedding, self.encoder_dim, "FewSoundHead")
-        e_theta = self.weight_encoder(self.theta)  # [1, g_output_dim]
+        e_theta = self.universal_embedding()  # [1, g_output_dim]
         e_theta = e_theta.expand(embedding.shape[0], -1)  # [B, g_output_dim]
         h_in = torch.cat([embedding, e_theta], dim=1)  # [B, encoder + g]
         return self.hypernet(h_in)  # [B, P]
@@ -676,3 +676,54 @@ class FewSoundHead(_HeadBase):
         """
         delta = self.compute_delta(embedding)  # [B, P]
         return self.theta.unsqueeze(0) + self.warmup_factor * delta  # [B, P]
+    def _universal_key(self):
+        """What G(θ) depends on: θ and G's parameters (identity, device, in-place version)."""
+        tensors = (self.theta, *self.weight_encoder.parameters())
+        return tuple((t.data_ptr(), t.device, t.dtype, t._version) for t in tensors)
+
+    def universal_embedding(self) -> torch.Tensor:
+        """``G(θ)`` ``[1, g_output_dim]``: computed once, reused while nothing changes.
+
+        G(θ) does not depend on the clip. In training, or whenever autograd
+        records (``torch.is_grad_enabled()``), it is computed afresh every call
+        (gradients must reach θ and G). Otherwise (``eval()`` under
+        ``torch.no_grad`` / ``torch.inference_mode``: validation, inference) the
+        value is cached, keyed on θ and G's parameters (storage, device, dtype
+        and in-place version counter), so an optimiser step, ``load_state_dict``
+        or ``.to(device)`` recomputes it; :meth:`clear_cache` drops it.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[1, g_output_dim]``.
+
+        Example
+        -------
+        >>> from fewsound_sb.nnet.inr import build_inr
+        >>> head = FewSoundHead(build_inr("nerf", encoding_length=2, hidden_sizes=(8,)),
+        ...                     encoder_dim=6, hypernet_hidden=(16,), g_output_dim=4,
+        ...                     g_kernel_size=5).eval()
+        >>> with torch.no_grad():
+        ...     first = head.universal_embedding()
+        ...     again = head.universal_embedding()
+        >>> again is first  # cached
+        True
+        >>> with torch.no_grad():
+        ...     _ = head.theta.add_(1.0)  # θ changed in place: recomputed
+        ...     bool((head.universal_embedding() != first).any())
+        True
+        """
+        if self.training or torch.is_grad_enabled():
+            self._universal_cache = None
+            return self.weight_encoder(self.theta)  # [1, g_output_dim]
+        key = self._universal_key()
+        cache = getattr(self, "_universal_cache", None)
+        if cache is None or cache[0] != key:
+            cache = (key, self.weight_encoder(self.theta))
+            self._universal_cache = cache
+        return cache[1]
+
+    def clear_cache(self):
+        """Drop the cached G(θ) (see :meth:`universal_embedding`)."""
+        self._universal_cache = None
+

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import torch
 
 from fewsound_sb.nnet.encoding import PositionalEncoding, RandomFourierFeatures
-from fewsound_sb.nnet.kan import combine_weights, init_kan_weights, kan_layer
+from fewsound_sb.nnet.kan import combine_weights, init_kan_weights, kan_layer, resolve_compile
 
 
 class ParamSpec(NamedTuple):
@@ -141,9 +141,27 @@ class FunctionalINR(torch.nn.Module):
     Subclasses call :meth:`_register_spec` with their blocks and implement
     :meth:`forward_params`. Blocks whose spec shape ends in 2 and whose name is
     listed in ``_complex_blocks`` are held as complex parameters.
+
+    Every target is pointwise in t, so on CPU :meth:`forward_flat` and
+    :meth:`forward` evaluate the time axis in chunks (exact: the same values
+    and gradients as one pass, up to float rounding): each activation tensor
+    ``[B, chunk, width]`` then stays below glibc's mmap threshold (32 MiB at
+    most) and is reused from the heap, instead of being a fresh mmap that
+    page-faults on first touch on every call (with B = 4 clips of 32,768
+    points a 90-wide activation is 47 MB). ``chunk_elements`` is the budget,
+    ``B × chunk × width`` elements with ``width`` from :meth:`activation_width`
+    (2**20 elements = 4 MiB of float32 by default, the fastest of the budgets
+    measured for SIREN and KAN at B = 1, 4, 16, see ``bench/README.md``); set
+    it on an instance or a subclass, 0 disables chunking. The time axis is
+    split into near-equal pieces (one or two distinct chunk lengths, so that
+    shape-specialised compiled kernels see few shapes). CUDA is never chunked.
     """
 
     _complex_blocks = ()
+    chunk_elements = 2**20
+    """Element budget of one activation tensor ``[B, chunk, width]`` on CPU (0: no chunking)."""
+    min_chunk = 256
+    """Smallest time chunk (Python overhead per chunk stays negligible)."""
 
     def _register_spec(self, spec):
         self._spec = tuple(spec)
@@ -232,7 +250,7 @@ class FunctionalINR(torch.nn.Module):
             raise ValueError(
                 f"time points have batch {t.shape[0]} but weights have batch {weights.shape[0]}"
             )
-        return self.forward_params(t, params)
+        return self._forward_chunked(t, params, weights.shape[0])
 
     def forward(self, t):
         """Evaluate this module's own weights at ``t`` (``[T, 1]`` or ``[B, T, 1]``)."""
@@ -242,8 +260,56 @@ class FunctionalINR(torch.nn.Module):
         params = self.own_params()
         if batch > 1:
             params = {k: v.expand(batch, *v.shape[1:]) for k, v in params.items()}
-        y = self.forward_params(t, params)
+        y = self._forward_chunked(t, params, batch)
         return y[0] if squeeze else y
+
+    def activation_width(self):
+        """Widest activation per time point and clip, for :meth:`chunk_size`.
+
+        The widest layer side in the spec; targets whose intermediate tensors
+        are wider than their layers (e.g. KAN's basis features) override it.
+        """
+        return max(max(block.shape[0], block.fan_in) for block in self._spec)
+
+    def chunk_size(self, batch, num_points, device):
+        """Time points per chunk for ``batch`` clips (``num_points``: no chunking).
+
+        Arguments
+        ---------
+        batch : int
+            Number of weight sets B.
+        num_points : int
+            Time points T.
+        device : torch.device or str
+            CUDA is never chunked.
+
+        Returns
+        -------
+        int
+            The longest chunk, ``max(min_chunk, chunk_elements // (B · width))``,
+            at most T (:meth:`forward_flat` splits T into near-equal pieces).
+
+        Example
+        -------
+        >>> net = build_inr("siren")  # width 90
+        >>> net.chunk_size(4, 32768, "cpu"), net.chunk_size(1, 32768, "cpu")
+        (2912, 11650)
+        >>> net.chunk_size(4, 32768, "cuda")
+        32768
+        """
+        if not self.chunk_elements or torch.device(device).type == "cuda":
+            return num_points
+        chunk = self.chunk_elements // (batch * self.activation_width())
+        return min(num_points, max(self.min_chunk, chunk))
+
+    def _forward_chunked(self, t, params, batch):
+        """``forward_params`` over time chunks of ``t`` ``[Bt, T, 1]`` (see the class docstring)."""
+        num_points = t.shape[1]
+        chunk = self.chunk_size(batch, num_points, t.device)
+        if chunk >= num_points:
+            return self.forward_params(t, params)
+        pieces = t.tensor_split(-(-num_points // chunk), dim=1)
+        return torch.cat([self.forward_params(piece, params) for piece in pieces], dim=1)
 
     def forward_params(self, t, params):
         """Functional forward: ``t`` ``[Bt, T, 1]``, blocks ``[B, ...]`` → ``[B, T, 1]``."""
@@ -624,10 +690,16 @@ class KAN(FunctionalINR):
         Keep the separate per-edge spline scaler (paper Table 17).
     scale_noise, scale_base, scale_spline : float
         Initialisation scales (efficient-kan's).
-    compile : bool
-        torch.compile the KAN layers; first call compiles, needs a C++
-        compiler on CPU (``kan_layer(..., compiled=True)``; orders k >= 2,
-        ignored otherwise). Off by default.
+    compile : bool or str
+        Layer path (orders k >= 2; ignored otherwise). "auto" (default): the
+        ``torch.compile``'d path (``kan_layer(..., compiled=True)``, about
+        1.6x faster per train step on CPU, see ``bench/results.md``) where a
+        compiler works (:func:`~fewsound_sb.nnet.kan.compile_available`) and a
+        call evaluates at least ``compile_min_points`` clip-points (B × T), the
+        eager fused layer otherwise: the first call per input shape compiles
+        (~100 s for the paper KAN on a busy 2-core CPU), which only long runs
+        amortise. True: always compiled; False: always eager. One log line
+        says which path was chosen.
 
     Example
     -------
@@ -649,11 +721,14 @@ class KAN(FunctionalINR):
         scale_noise=0.1,
         scale_base=1.0,
         scale_spline=1.0,
-        compile=False,
+        compile="auto",
     ):
         super().__init__()
         self.encoding = PositionalEncoding(encoding_length)
-        self.compile = bool(compile)
+        self.compile = compile
+        self._compile_ok = resolve_compile(compile)
+        self._compile_always = str(compile).lower() == "true"
+        self._compiled_now = None
         self.grid_size = grid_size
         self.spline_order = spline_order
         self.grid_range = tuple(grid_range)
@@ -675,7 +750,37 @@ class KAN(FunctionalINR):
                 self.grid_range, scale_noise, scale_base, scale_spline,
             )
 
+    compile_min_points = 32768
+    """With ``compile="auto"``: smallest call (B × T clip-points) that uses the compiled path."""
+
+    def _use_compiled(self, clip_points):
+        if not self._compile_ok:
+            return False
+        return self._compile_always or clip_points >= self.compile_min_points
+
+    def _forward_chunked(self, t, params, batch):
+        # the path is chosen once per call, for the whole B × T (not per chunk)
+        self._compiled_now = self._use_compiled(batch * t.shape[1])
+        try:
+            return super()._forward_chunked(t, params, batch)
+        finally:
+            self._compiled_now = None
+
+    def chunk_size(self, batch, num_points, device):
+        """As :meth:`FunctionalINR.chunk_size`; no chunking on the compiled path.
+
+        The compiled layers specialise on the input shape (each new chunk
+        length compiles again) and take their large buffers from the KAN
+        workspace anyway (:mod:`fewsound_sb.nnet.kan`).
+        """
+        if self._compiled_now:
+            return num_points
+        return super().chunk_size(batch, num_points, device)
+
     def forward_params(self, t, params):
+        compiled = self._compiled_now
+        if compiled is None:  # called directly, not through forward / forward_flat
+            compiled = self._use_compiled(t.shape[1] * params["base_weight0"].shape[0])
         x = self.encoding(t)  # [Bt, T, 2L]
         for i in range(self.n_layers):
             weight = combine_weights(
@@ -683,7 +788,7 @@ class KAN(FunctionalINR):
                 params.get(f"spline_scaler{i}"),
             )  # [B, out, in, 1+G+k]
             x = kan_layer(
-                x, weight, self.grid_size, self.spline_order, self.grid_range, compiled=self.compile
+                x, weight, self.grid_size, self.spline_order, self.grid_range, compiled=compiled
             )
         return x
 

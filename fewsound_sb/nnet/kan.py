@@ -42,9 +42,14 @@ compiler on CPU) and compiles once per layer shape.
 """
 
 import math
+import os
+import shutil
 import threading
 
 import torch
+from speechbrain.utils.logger import get_logger
+
+logger = get_logger(__name__)
 
 
 def _cardinal_pieces(f, k):
@@ -608,15 +613,81 @@ _RECOMPILE_LIMIT = 64
 _COMPILED = {}
 
 
-def compile_available():
-    """Whether this torch has ``torch.compile`` (on CPU it still needs a C++ compiler at run time).
+def compile_available(device="cpu"):
+    """Whether the compiled KAN path can run: ``torch.compile`` exists and, on CPU, a C++ compiler.
+
+    Inductor builds CPU kernels with the compiler named by ``$CXX`` (else
+    ``g++``, ``c++`` or ``clang++`` on the PATH); CUDA kernels need only Triton,
+    which comes with CUDA builds of torch.
+
+    Arguments
+    ---------
+    device : str or torch.device
+        Where the layers run.
+
+    Returns
+    -------
+    bool
 
     Example
     -------
     >>> compile_available()
     True
     """
-    return hasattr(torch, "compile") and hasattr(torch, "_dynamo")
+    if not (hasattr(torch, "compile") and hasattr(torch, "_dynamo")):
+        return False
+    if torch.device(device).type == "cuda":
+        return True
+    names = [os.environ.get("CXX"), "g++", "c++", "clang++"]
+    return any(shutil.which(name) for name in names if name)
+
+
+COMPILE_MODES = ("auto", True, False)
+
+
+def resolve_compile(compile, device="cpu", who="KAN"):
+    """The KAN layer path to use (True: compiled, False: eager) for a ``compile`` setting, logged once.
+
+    Arguments
+    ---------
+    compile : bool or str
+        True / "true": the compiled path (``kan_layer(..., compiled=True)``);
+        False / "false": the eager fused layer; "auto": compiled where
+        :func:`compile_available` says a compiler works, eager otherwise.
+    device : str or torch.device
+        Where the layers run.
+    who : str
+        Name used in the log line.
+
+    Returns
+    -------
+    bool
+        Whether the compiled path is used.
+
+    Example
+    -------
+    >>> resolve_compile("false"), resolve_compile(True)
+    (False, True)
+    >>> resolve_compile("auto") == compile_available()
+    True
+    """
+    mode = compile.lower() if isinstance(compile, str) else bool(compile)
+    mode = {"true": True, "false": False}.get(mode, mode)
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"{who}: compile must be 'auto', true or false, got {compile!r}")
+    use = compile_available(device) if mode == "auto" else mode
+    key = (who, mode, use, torch.device(device).type)
+    if key not in _LOGGED:
+        _LOGGED.add(key)
+        logger.info(
+            "%s: %s KAN layer path (compile=%s)", who,
+            "torch.compile'd" if use else "eager", mode if mode != "auto" else "auto: "
+            + ("a compiler works" if use else "no working compiler"),
+        )
+    return use
+
+
+_LOGGED = set()
 
 
 def _compiled(fn):

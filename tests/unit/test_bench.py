@@ -45,11 +45,16 @@ def test_quick_run_writes_report(quick_results):
         for name in ("ours", "ours-unfused", "cox-de-boor", "siren"):
             assert name in rows
     assert "flashkan" in data["kan"]["2"]["skipped"]  # cubic only
-    assert set(data["fit"]["rows"]) == {"1", "2"}
-    assert all(row["clip_steps_per_s"] > 0 for row in data["fit"]["rows"].values())
+    assert set(data["fit"]["rows"]) == {"kan", "nerf", "siren", "finer", "rff", "wire"}  # no compiled row
+    for name, entry in data["fit"]["rows"].items():
+        assert set(entry["batches"]) == {"1", "2"}
+        assert all(c["clip_steps_per_s"] > 0 and 0 < c["loss_share"] for c in entry["batches"].values())
+        assert f"| {name} | {entry['num_params']:,} |" in text
     few = data["fewsound"]
     assert few["rtf"] > 0 and few["output_shape"] == [1, few["num_samples"]]
-    assert "Real-time factor" in text and "Fitting throughput" in text
+    assert set(few["stages"]) == {"1", "2"} and few["g_once_ms"] > 0
+    assert all(st["rtf_encode"] > 0 and st["rtf_decode"] > 0 for st in few["stages"].values())
+    assert "RTF encode" in text and "Fitting throughput, all targets" in text
     assert data["machine"]["torch"] == torch.__version__
 
 
@@ -83,8 +88,8 @@ def test_peer_rows_say_why_when_missing(monkeypatch):
 def test_memory_probe_runs_in_process():
     result = memory_probe.main(["--impl", "ours", "--points", "256", "--steps", "1"])
     assert result["peak_mib"] >= 0 and "RSS" in result["method"]
-    result = memory_probe.main(["--fit-batch", "2", "--points", "256", "--steps", "1"])
-    assert result["peak_mib"] >= 0
+    result = memory_probe.main(["--fit-batch", "2", "--fit-target", "wire", "--points", "256", "--steps", "1"])
+    assert result["peak_mib"] >= 0 and result["fit_target"] == "wire"
 
 
 def test_compare_heads_runs_and_reports_both_models(tmp_path):

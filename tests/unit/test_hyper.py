@@ -375,3 +375,48 @@ def test_hypersound_shapes_and_grads(name):
     assert all(p.grad is None for p in target.parameters())
     with pytest.raises(ValueError, match="embedding"):
         head(torch.randn(3, 5))
+
+
+def _tiny_fewsound(name="nerf"):
+    target = _tiny_target(name)
+    return FewSoundHead(target, encoder_dim=6, hypernet_hidden=(16, 16), g_output_dim=4, g_kernel_size=5)
+
+
+def test_fewsound_universal_embedding_cached_in_inference_only():
+    """G(θ) is computed once in eval/no-grad, afresh in training or with grad, and tracks θ and G."""
+    head = _tiny_fewsound()
+    calls = []
+    head.weight_encoder.register_forward_hook(lambda *args: calls.append(1))
+    emb = torch.rand(3, 6)
+    head.train()
+    with torch.no_grad():
+        expected = head(emb)
+        head(emb)
+    assert len(calls) == 2  # training: no cache
+    head.eval()
+    head(emb)
+    head(emb)
+    assert len(calls) == 4  # grad enabled: no cache
+    calls.clear()
+    with torch.inference_mode():
+        first = head(emb)
+        second = head(emb[:1])
+    assert len(calls) == 1
+    torch.testing.assert_close(first, expected, rtol=0, atol=0)
+    torch.testing.assert_close(second, expected[:1], rtol=0, atol=0)
+    # an optimiser step changes θ and G in place: recomputed, and equal to a fresh G(θ)
+    head.train()
+    opt = torch.optim.SGD(head.parameters(), lr=0.1)
+    head(emb).square().sum().backward()
+    opt.step()
+    head.eval()
+    calls.clear()
+    with torch.no_grad():
+        cached = head.universal_embedding()
+        fresh = head.weight_encoder(head.theta)
+    assert len(calls) == 2
+    torch.testing.assert_close(cached, fresh, rtol=0, atol=0)
+    head.clear_cache()
+    with torch.no_grad():
+        head.universal_embedding()
+    assert len(calls) == 3
