@@ -29,6 +29,7 @@ test: venv
 # Dataset keys (--data_folder, --valid_speakers, --mic) come from recipes/VCTK/vctk.yaml,
 # model keys from the hparams YAML; both are overridden on the command line.
 DEMO := $(OUT)/demo_fewsound_kan
+DEMO_REFINE_STEPS ?= 50
 demo: venv
 	$(PY) recipes/VCTK/train.py hparams/fewsound_kan.yaml --data_folder tests/samples/VCTK-mini \
 		--output_folder $(DEMO) --crop_length 6144 --enc_norm channel \
@@ -39,6 +40,11 @@ demo: venv
 		--eval_metrics [mse,psnr,lsd,si_snr,pesq,stoi,wasserstein]
 	@cat $(DEMO)/eval/test_epoch*.md
 	@echo "Reconstructions (wav + png): $$(ls -d $(DEMO)/eval/test_epoch*/)"
+	# The trained model on a held-out speaker's clip, through the Reconstructor
+	# ($(DEMO)/inference, written at the end of training), without and with refinement.
+	$(PY) -m fewsound_sb.inference_cli --manifest $(DEMO)/save/test.json \
+		--data_folder tests/samples/VCTK-mini --model $(DEMO)/inference \
+		--output $(DEMO)/inference_demo --refine_steps $(DEMO_REFINE_STEPS) --max_seconds 2
 
 # Single-clip KAN fits (paper Table 1 setting, 300 of the 10,000 steps) on 4 clips
 # (--data_folder and --n_clips are keys of recipes/VCTK/fit_inr.yaml).

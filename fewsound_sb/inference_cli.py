@@ -207,3 +207,147 @@ def main_export(argv=None):
         parser.exit(2, f"{name}: error: {err}\n")
     sys.stdout.write(f"{folder}\n")
     return 0
+
+
+def refinement_rows(model, wav, steps, metrics, ids=("clip",), start="hypernetwork",
+                    dtypes=("fp32",)):
+    """Metrics of the Reconstructor's output after each number of refinement steps.
+
+    One continuous fit (AdamW state kept between the counts) of the clip's
+    pieces is evaluated after each count of ``steps``: from the
+    hypernetwork's weights (``start="hypernetwork"``; 0 steps = the
+    hypernetwork's output) or from the INR's own initialisation
+    (``start="scratch"``, seeds 0..n-1: the single-clip fitting baseline),
+    with the model's ``refine_*`` settings either way.
+
+    Arguments
+    ---------
+    model : fewsound_sb.inference.Reconstructor
+        A loaded model.
+    wav : torch.Tensor
+        ``[T]`` at the model's rate.
+    steps : list of int
+        Increasing step counts, e.g. ``[0, 10, 100]``.
+    metrics : list of str
+        Metric names (:func:`fewsound_sb.metrics.compute_metrics`).
+    ids : tuple of str
+        Name of the clip (in the fitter's resumable state).
+    start : str
+        ``"hypernetwork"`` or ``"scratch"``.
+    dtypes : tuple of str
+        Storage dtypes the weights are evaluated at (fp16 / int8 rounding).
+
+    Returns
+    -------
+    list of (int, str, dict, torch.Tensor, INRWeights)
+        ``(steps, dtype, metric row, reconstruction, stored weights)`` per
+        step count and dtype.
+    """
+    import os
+    import tempfile
+
+    import torch
+
+    from fewsound_sb.dataio import peak_normalize
+    from fewsound_sb.inference import GAIN_EPS, split_pieces
+    from fewsound_sb.metrics import compute_metrics
+
+    if start not in ("hypernetwork", "scratch"):
+        raise ValueError(f"start must be 'hypernetwork' or 'scratch'. Found: {start!r}")
+    hp = model.hparams
+    weights = model.encode(wav, hp.sample_rate, refine_steps=0)
+    initial = weights.weights.clone() if start == "hypernetwork" else None
+    pieces = peak_normalize(split_pieces(wav, hp.piece_length, weights.hop, weights.n_pieces),
+                            eps=GAIN_EPS)
+    fitter = model.refiner(0)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        state = os.path.join(tmp, "state.pt")
+        piece_ids = [f"{ids[0]}_{k}" for k in range(weights.n_pieces)]
+        for count in steps:
+            if count > 0 or initial is None:
+                fitter.n_steps = count
+                with torch.enable_grad():
+                    result = fitter.fit_batch(pieces, seeds=list(range(weights.n_pieces)),
+                                              ids=piece_ids, init_weights=initial,
+                                              state_path=state)
+                weights.weights = result.weights
+            for dtype in dtypes:
+                weights.dtype = dtype
+                stored = weights.as_stored()
+                rec = model.decode(stored, progress=False)
+                row = compute_metrics(predictions=rec[None], targets=wav[None],
+                                      sample_rate=hp.sample_rate, metrics=metrics)[0]
+                out.append((count, dtype, row, rec, stored))
+    return out
+
+
+def main_compare(argv=None):
+    """``python -m fewsound_sb.inference_cli IN --model DIR --output DIR``: a heard demo.
+
+    Reconstructs one file through the model without and with refinement,
+    prints both metric rows and writes the wavs and the waveform/log-mel
+    figure of each (:func:`fewsound_sb.reports.write_example`).
+
+    Returns
+    -------
+    int
+        Exit status.
+    """
+    import os
+
+    from fewsound_sb.dataio import read_audio
+    from fewsound_sb.metrics import format_table
+    from fewsound_sb.reports import figure_title, write_example
+
+    name = "fewsound-compare"
+    parser = argparse.ArgumentParser(prog=name, description=(
+        "Reconstruct one audio file without and with refinement; print the metrics and "
+        "write wavs and figures."))
+    parser.add_argument("input", nargs="?", help="audio file")
+    parser.add_argument("--manifest", default=None,
+                        help="or: the first clip of this JSON manifest (e.g. <run>/save/test.json)")
+    parser.add_argument("--data_folder", default="", help="{data_root} of the manifest")
+    parser.add_argument("--model", required=True, help="model folder (<run>/inference)")
+    parser.add_argument("--output", required=True, help="folder for wavs and figures")
+    parser.add_argument("--refine_steps", type=int, default=100)
+    parser.add_argument("--max_seconds", type=float, default=3.0,
+                        help="use at most this much of the file (from its start)")
+    parser.add_argument("--metrics", default="mse,psnr,lsd,si_snr,pesq")
+    _common(parser)
+    args = parser.parse_args(argv)
+    model = _load_model(args, parser, name)
+    try:
+        path = args.input
+        if args.manifest:
+            import json
+
+            with open(args.manifest, encoding="utf-8") as fin:
+                clip_id, entry = next(iter(json.load(fin).items()))
+            path = entry["wav"].replace("{data_root}", args.data_folder)
+        if not path:
+            parser.error("give an audio file or --manifest")
+        rate = model.hparams.sample_rate
+        wav = read_audio(path, sample_rate=rate)[: int(args.max_seconds * rate)]
+        rows = refinement_rows(model, wav, [0, args.refine_steps], args.metrics.split(","))
+    except (_ERRORS + (KeyError, StopIteration)) as err:
+        parser.exit(2, f"{name}: error: {err}\n")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    lines = []
+    for count, _, row, rec, _ in rows:
+        label = "hypernetwork" if count == 0 else f"refined {count} steps"
+        table = format_table({k: (v, 0.0) for k, v in row.items()}, title=label).splitlines()
+        lines.extend(table if not lines else table[2:])
+        tag = "hyper" if count == 0 else f"refined{count}"
+        write_example(wav, rec, rate, os.path.join(args.output, f"{stem}_ref.wav"),
+                      os.path.join(args.output, f"{stem}_{tag}.wav"),
+                      os.path.join(args.output, f"{stem}_{tag}.png"),
+                      title=figure_title(f"{stem} ({label})", row))
+    sys.stdout.write(f"{stem} ({wav.shape[-1] / rate:.2f} s, {wav.shape[-1]} samples): "
+                     f"reconstruction by the model in {args.model}\n" + "\n".join(lines)
+                     + f"\nwavs and figures: {args.output}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_compare())
