@@ -41,7 +41,7 @@ def _cli(name, *args):
             f"sys.exit({name}(sys.argv[1:]))")
     env = dict(os.environ, PYTHONPATH=ROOT, HF_HUB_OFFLINE="1")
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=300)
+                          text=True, env=env, cwd=ROOT, timeout=900)
 
 
 def test_trained_run_writes_loadable_inference_folder(trained_run, tmp_path, monkeypatch):
