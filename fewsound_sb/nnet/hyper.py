@@ -31,8 +31,10 @@ import torch
 THETA_KAIMING_KINDS = ("weight", "base", "spline")
 THETA_ZERO_KINDS = ("bias", "scaler")
 
-# Initialisation modes of H's output layer (YAML flag ``output_init``).
-OUTPUT_INIT_MODES = ("hyperfan", "default")
+# Initialisation modes of H's output layer (YAML flag ``output_init``):
+# "hyperfan" (the authors'), "default" (PyTorch's) and "target" (around the
+# target network's own initialisation; see MLPHypernetwork.init_output_like_target).
+OUTPUT_INIT_MODES = ("hyperfan", "default", "target")
 
 # Initialisation modes of θ (YAML flag ``theta_init``).
 THETA_INIT_MODES = ("authors", "target")
@@ -276,6 +278,67 @@ class MLPHypernetwork(torch.nn.Module):
                 bias[start:stop].uniform_(-b_bound, b_bound)
 
 
+    @torch.no_grad()
+    def init_output_like_target(self, spec, reference, row_scale=1.0, bias_to_reference=True):
+        """Init of the output layer around a target's own initial weights.
+
+        Every target block (every kind, KAN's included) gets output rows
+        ``U(±row_scale * sqrt(3 / n) * s)``, ``n`` = last hidden width, ``s``
+        = the standard deviation of that block in ``reference`` (its absolute
+        mean for a one-element block; 1 / sqrt(fan_in) for an all-zero block),
+        so each output deviates from the bias by about ``row_scale`` times the
+        spread of the target's own init. The output bias is ``reference``
+        (HyperSound: every clip starts near the target's own, quiet,
+        initialisation) or 0 (FewSound, where θ holds the initial weights and
+        H gives the update).
+
+        Arguments
+        ---------
+        spec : sequence of ParamSpec
+            The target's ``.spec``; its total size must equal ``output_dim``.
+        reference : torch.Tensor
+            ``[P]`` flat initial weights of the target (``flat_weights()``).
+        row_scale : float
+            Factor on the rows (the spread of the per-clip weights).
+        bias_to_reference : bool
+            Output bias = ``reference`` if True, else 0.
+
+        Example
+        -------
+        >>> from collections import namedtuple
+        >>> PS = namedtuple("PS", "name shape kind fan_in")
+        >>> spec = (PS("w0", (4, 1), "weight", 1), PS("b0", (4,), "bias", 1))
+        >>> h = MLPHypernetwork(3, 8, hidden_sizes=(16,))
+        >>> reference = torch.arange(8.0)
+        >>> h.init_output_like_target(spec, reference, row_scale=0.5)
+        >>> h.output.bias.tolist()
+        [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+        >>> bound = 0.5 * math.sqrt(3 / 16) * float(reference[:4].std())
+        >>> bool(h.output.weight[:4].abs().max() <= bound)
+        True
+        """
+        offsets, total = _block_offsets(spec)
+        if total != self.output_dim or reference.numel() != total:
+            raise ValueError(
+                f"target spec has {total} parameters and the reference "
+                f"{reference.numel()}, but H outputs {self.output_dim}"
+            )
+        reference = reference.detach().reshape(-1).to(self.output.weight)
+        n_last = self.output.in_features
+        for entry, start in zip(spec, offsets):
+            stop = start + math.prod(entry.shape)
+            block = reference[start:stop]
+            spread = float(block.std()) if block.numel() > 1 else float(block.abs().mean())
+            if spread == 0.0:
+                spread = 1.0 / math.sqrt(max(int(entry.fan_in), 1))
+            bound = row_scale * math.sqrt(3.0 / n_last) * spread
+            self.output.weight[start:stop].uniform_(-bound, bound)
+        if bias_to_reference:
+            self.output.bias.copy_(reference)
+        else:
+            self.output.bias.zero_()
+
+
 class UniversalWeightEncoder(torch.nn.Module):
     """Universal weight encoder ``G``: θ ``[P]`` as a 1-D signal -> ``[1, d]``.
 
@@ -377,6 +440,10 @@ def _check_embedding(embedding: torch.Tensor, dim: int, who: str):
 class _HeadBase(torch.nn.Module):
     """Shared part of the heads: the target INR and H."""
 
+    # output_init "target": H's output bias is the target's initial weights
+    # (True: H gives the weights) or 0 (False: H gives an update to θ)
+    output_bias_is_target_init = True
+
     def __init__(
         self,
         target,
@@ -410,6 +477,14 @@ class _HeadBase(torch.nn.Module):
                 target.spec,
                 row_scale=output_row_scale,
                 bias_omega=output_bias_omega,
+            )
+        elif output_init == "target":
+            # HyperSound: H's bias is the target's init; FewSound: θ holds it, H adds to it
+            self.hypernet.init_output_like_target(
+                target.spec,
+                target.flat_weights(),
+                row_scale=output_row_scale,
+                bias_to_reference=self.output_bias_is_target_init,
             )
 
     def reconstruct(self, embedding: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -445,10 +520,14 @@ class HyperSoundHead(_HeadBase):
     activation : type
         Activation class of H.
     output_init : str
-        "hyperfan": per-target-block init of H's last layer
-        (:meth:`MLPHypernetwork.init_output_for_target`); "default": PyTorch's.
+        "hyperfan": per-target-block init of H's last layer, the authors'
+        (:meth:`MLPHypernetwork.init_output_for_target`; KAN blocks keep
+        PyTorch's init, so a KAN target starts several times louder than the
+        clips); "target": rows around the target's own init, with the
+        target's initial weights as H's output bias
+        (:meth:`MLPHypernetwork.init_output_like_target`); "default": PyTorch's.
     output_row_scale : float
-        Factor on the covered last-layer rows (SIREN in the authors' code: 1e-3).
+        Factor on the last-layer rows (SIREN in the authors' code: 1e-3).
     output_bias_omega : float or None
         SIREN's omega_i for a SIREN-style last-layer bias; None for 0.
 
@@ -541,9 +620,10 @@ class FewSoundHead(_HeadBase):
     theta_init : str
         "authors" or "target" (see above).
     output_init : str
-        "hyperfan" or "default" (see :class:`HyperSoundHead`).
+        "hyperfan", "default" or "target" (see :class:`HyperSoundHead`;
+        "target" leaves H's output bias at 0 here: θ holds the initial weights).
     output_row_scale : float
-        Factor on the covered last-layer rows of H.
+        Factor on the last-layer rows of H.
     output_bias_omega : float or None
         SIREN's omega_i for a SIREN-style last-layer bias of H; None for 0.
 
@@ -563,6 +643,8 @@ class FewSoundHead(_HeadBase):
     >>> head.reconstruct(torch.rand(3, 6), time_grid(16)).shape
     torch.Size([3, 16, 1])
     """
+
+    output_bias_is_target_init = False  # θ holds the initial weights
 
     def __init__(
         self,
@@ -642,40 +724,6 @@ class FewSoundHead(_HeadBase):
             value = epoch / self.warmup_epochs
         self.warmup_factor.fill_(value)
 
-    def compute_delta(self, embedding: torch.Tensor) -> torch.Tensor:
-        """Per-clip update Δθ (before the warm-up factor).
-
-        Arguments
-        ---------
-        embedding : torch.Tensor
-            ``[B, encoder_dim]``.
-
-        Returns
-        -------
-        torch.Tensor
-            ``[B, P]``.
-        """
-        _check_embedding(embedding, self.encoder_dim, "FewSoundHead")
-        e_theta = self.universal_embedding()  # [1, g_output_dim]
-        e_theta = e_theta.expand(embedding.shape[0], -1)  # [B, g_output_dim]
-        h_in = torch.cat([embedding, e_theta], dim=1)  # [B, encoder + g]
-        return self.hypernet(h_in)  # [B, P]
-
-    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        """Target weights ``theta + f * delta`` for each clip.
-
-        Arguments
-        ---------
-        embedding : torch.Tensor
-            ``[B, encoder_dim]``.
-
-        Returns
-        -------
-        torch.Tensor
-            ``[B, P]``.
-        """
-        delta = self.compute_delta(embedding)  # [B, P]
-        return self.theta.unsqueeze(0) + self.warmup_factor * delta  # [B, P]
     def _universal_key(self):
         """What G(θ) depends on: θ and G's parameters (identity, device, in-place version)."""
         tensors = (self.theta, *self.weight_encoder.parameters())
@@ -727,3 +775,37 @@ class FewSoundHead(_HeadBase):
         """Drop the cached G(θ) (see :meth:`universal_embedding`)."""
         self._universal_cache = None
 
+    def compute_delta(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Per-clip update Δθ (before the warm-up factor).
+
+        Arguments
+        ---------
+        embedding : torch.Tensor
+            ``[B, encoder_dim]``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, P]``.
+        """
+        _check_embedding(embedding, self.encoder_dim, "FewSoundHead")
+        e_theta = self.universal_embedding()  # [1, g_output_dim]
+        e_theta = e_theta.expand(embedding.shape[0], -1)  # [B, g_output_dim]
+        h_in = torch.cat([embedding, e_theta], dim=1)  # [B, encoder + g]
+        return self.hypernet(h_in)  # [B, P]
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Target weights ``theta + f * delta`` for each clip.
+
+        Arguments
+        ---------
+        embedding : torch.Tensor
+            ``[B, encoder_dim]``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, P]``.
+        """
+        delta = self.compute_delta(embedding)  # [B, P]
+        return self.theta.unsqueeze(0) + self.warmup_factor * delta  # [B, P]

@@ -335,29 +335,138 @@ def test_fewsound_bad_embedding():
         head(torch.randn(6))
 
 
-@pytest.mark.parametrize("name", ["nerf", "kan"])
-def test_fewsound_learns_two_clips(name):
-    torch.manual_seed(0)
-    head = _fewsound(_tiny_target(name), hypernet_hidden=(32, 32))
-    t = _time(64)  # [T, 1]
-    clips = torch.stack(
-        [torch.sin(3 * math.pi * t), 0.5 * torch.cos(2 * math.pi * t)]
-    )  # [2, T, 1]
-    emb = torch.randn(2, 6)
-    opt = torch.optim.Adam(head.parameters(), lr=3e-3)
-    losses = []
+# ------------------------------------------------- learning vs collapse
+# Two clips that differ: a head that ignores the embedding (clip-blind) can at
+# best output their mean, and a silent output stays at the silence loss. A
+# head that learns must beat both by a wide margin.
+def _two_clips(t):
+    return torch.stack([torch.sin(3 * math.pi * t), 0.5 * torch.cos(2 * math.pi * t)])  # [2, T, 1]
+
+
+def _train_heads(head, clips, t, emb, mode="real", steps=60, lr=3e-3):
+    """Trains ``head`` on the clips; returns (loss, silence loss, clip-blind loss).
+
+    ``mode``: "real" (each clip its embedding), "zeroed" (all embeddings 0),
+    "shuffled" (embeddings permuted across the batch at every step) or
+    "silent" (the output multiplied by 0): the last three cannot learn the
+    clips apart and must fail :func:`_assert_learned`.
+    """
+    opt = torch.optim.Adam([p for p in head.parameters() if p.requires_grad], lr=lr)
+    gen = torch.Generator().manual_seed(0)
+
+    def decode(e):
+        out = head.reconstruct(e, t)
+        return out * 0.0 if mode == "silent" else out
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny ops: thread overhead dominates on shared CPUs
     try:
-        for _ in range(50):
+        for _ in range(steps):
+            e = emb
+            if mode == "zeroed":
+                e = torch.zeros_like(emb)
+            elif mode == "shuffled":
+                e = emb[torch.randperm(emb.shape[0], generator=gen)]
             opt.zero_grad()
-            loss = torch.nn.functional.mse_loss(head.reconstruct(emb, t), clips)
+            loss = torch.nn.functional.mse_loss(decode(e), clips)
             loss.backward()
             opt.step()
-            losses.append(loss.item())
     finally:
         torch.set_num_threads(threads)
-    assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
+    with torch.no_grad():
+        fed = torch.zeros_like(emb) if mode == "zeroed" else emb
+        final = torch.nn.functional.mse_loss(decode(fed), clips).item()
+        # clip-blind reference: the trained head, each clip decoded from the other's embedding
+        blind = torch.nn.functional.mse_loss(decode(fed.roll(1, dims=0)), clips).item()
+    silence = clips.pow(2).mean().item()
+    return final, silence, blind
+
+
+def _assert_learned(final, silence, blind):
+    """Learning, not collapse: far below silence and far below the clip-blind loss."""
+    assert final < 0.05 * silence, f"loss {final:.4g} not far below silence {silence:.4g}"
+    assert final < 0.1 * blind, f"loss {final:.4g} not far below clip-blind {blind:.4g}"
+
+
+def _head(kind, name, output_init="hyperfan"):
+    target = _tiny_target(name)
+    torch.manual_seed(0)
+    if kind == "fewsound":
+        return _fewsound(target, hypernet_hidden=(32, 32), output_init=output_init)
+    return HyperSoundHead(target, encoder_dim=6, hypernet_hidden=(32, 32), output_init=output_init)
+
+
+@pytest.mark.parametrize("kind", ["fewsound", "hypersound"])
+@pytest.mark.parametrize("name", ["nerf", "kan"])
+def test_head_learns_two_clips_apart(kind, name):
+    t = _time(64)
+    torch.manual_seed(1)
+    emb = torch.randn(2, 6)
+    _assert_learned(*_train_heads(_head(kind, name), _two_clips(t), t, emb))
+
+
+@pytest.mark.parametrize("kind", ["fewsound", "hypersound"])
+def test_head_learns_with_target_output_init(kind):
+    t = _time(64)
+    torch.manual_seed(1)
+    emb = torch.randn(2, 6)
+    _assert_learned(*_train_heads(_head(kind, "kan", "target"), _two_clips(t), t, emb))
+
+
+@pytest.mark.parametrize("mode", ["zeroed", "shuffled", "silent"])
+@pytest.mark.parametrize("kind", ["fewsound", "hypersound"])
+def test_learning_check_fails_on_collapse(kind, mode):
+    """The learning test above must fail on a clip-blind head or a silent output."""
+    t = _time(64)
+    torch.manual_seed(1)
+    emb = torch.randn(2, 6)
+    result = _train_heads(_head(kind, "kan"), _two_clips(t), t, emb, mode=mode)
+    with pytest.raises(AssertionError):
+        _assert_learned(*result)
+
+
+def test_output_init_target_starts_at_target_init():
+    """HyperSound "target" init: H's bias is the target's weights, rows spread like them;
+    FewSound: bias 0 (θ holds the init)."""
+    target = _tiny_target("kan")
+    reference = target.flat_weights().detach().clone()
+    torch.manual_seed(0)
+    hs = HyperSoundHead(target, encoder_dim=6, hypernet_hidden=(32,), output_init="target",
+                        output_row_scale=0.5)
+    assert torch.equal(hs.hypernet.output.bias, reference)
+    n = 32
+    start = 0
+    for entry in target.spec:
+        stop = start + math.prod(entry.shape)
+        block = reference[start:stop]
+        spread = float(block.std()) if block.numel() > 1 else float(block.abs().mean())
+        if spread == 0.0:
+            spread = 1.0 / math.sqrt(entry.fan_in)
+        bound = 0.5 * math.sqrt(3.0 / n) * spread
+        rows = hs.hypernet.output.weight[start:stop]
+        assert float(rows.abs().max()) <= bound + 1e-7, entry.name
+        assert float(rows.abs().max()) > 0.5 * bound, entry.name  # not all tiny
+        start = stop
+    fs = _fewsound(target, hypernet_hidden=(32,), output_init="target", theta_init="target")
+    assert float(fs.hypernet.output.bias.abs().max()) == 0.0
+    assert torch.equal(fs.theta.detach(), reference)
+
+
+def test_output_init_target_is_quiet_for_kan():
+    """A KAN target under H's "target" init is as quiet as its own init; the
+    authors' hyperfan init (KAN blocks at PyTorch's default) is far louder."""
+    t = _time(256)
+    emb = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    level = {}
+    for mode in ("target", "hyperfan"):
+        target = build_inr("kan", encoding_length=4, hidden_sizes=(16, 8))
+        own = target(t).pow(2).mean().sqrt().item()
+        torch.manual_seed(0)
+        head = HyperSoundHead(target, encoder_dim=6, hypernet_hidden=(32, 32), output_init=mode)
+        with torch.no_grad():
+            level[mode] = head.reconstruct(emb, t).pow(2).mean().sqrt().item() / own
+    assert level["target"] < 5.0, level
+    assert level["hyperfan"] > 10 * level["target"], level
 
 
 # ---------------------------------------------------------------- HyperSound
