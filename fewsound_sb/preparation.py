@@ -39,7 +39,7 @@ import soundfile
 from speechbrain.utils.logger import get_logger
 from tqdm import tqdm
 
-from fewsound_sb.dataio import AudioReadError
+from fewsound_sb.dataio import AudioReadError, check_audio_files
 from fewsound_sb.files import write_text
 
 logger = get_logger(__name__)
@@ -47,6 +47,7 @@ logger = get_logger(__name__)
 DATA_ROOT = "{data_root}"  # replaced by the real folder when a manifest is loaded
 SPLITS = ("train", "valid", "test")
 OPTIONS_JSON = "prepare_options.json"  # written last: the manifests are complete
+BAD_FILES = "bad_audio_files.txt"  # with check_audio: the files left out
 PROBE_FRAMES = 1024  # frames decoded at the start and at the end of each file
 
 
@@ -143,7 +144,7 @@ def valid_samples(entry, sample_rate):
 
 def prepare_manifests(
     dataset, data_folder, save_folder, options, list_splits, sample_rate, crop_length,
-    progress=True,
+    progress=True, check_audio=False,
 ):
     """Writes (or reuses) the ``train``/``valid``/``test`` manifests of a dataset.
 
@@ -178,6 +179,10 @@ def prepare_manifests(
         The recipe's clip length in samples.
     progress : bool
         Show a progress bar over the files.
+    check_audio : bool
+        Decode every file completely (:func:`fewsound_sb.dataio.check_audio_files`),
+        not only its first and last frames; the bad files are left out and
+        listed in ``<save_folder>/bad_audio_files.txt`` and the log.
 
     Returns
     -------
@@ -205,7 +210,7 @@ def prepare_manifests(
     paths = {split: os.path.join(save_folder, f"{split}.json") for split in SPLITS}
     options_path = os.path.join(save_folder, OPTIONS_JSON)
     wanted = {"dataset": dataset, "data_folder": os.path.abspath(data_folder),
-              "options": options}
+              "options": {**options, "check_audio": True} if check_audio else options}
     saved = _read_json(options_path)
     if saved is not None and all(os.path.isfile(p) for p in paths.values()):
         if {key: saved.get(key) for key in wanted} == wanted:
@@ -236,7 +241,8 @@ def prepare_manifests(
             items, desc=f"{dataset} {split}", disable=not progress, mininterval=1.0
         ):
             if rel_path not in probed:
-                probed[rel_path] = _probe_or_warn(dataset, os.path.join(data_folder, rel_path))
+                probed[rel_path] = _probe_or_warn(dataset, os.path.join(data_folder, rel_path),
+                                                  check_audio)
             info = probed[rel_path]
             if info is None:
                 skipped["unreadable"] = skipped.get("unreadable", 0) + 1
@@ -252,6 +258,11 @@ def prepare_manifests(
             )
         write_text(paths[split], json.dumps(entries, indent=2))
         logger.info("Wrote %s (%d clips)", paths[split], len(entries))
+    if check_audio:
+        bad = sorted(rel for rel, info in probed.items() if info is None)
+        write_text(os.path.join(save_folder, BAD_FILES), "".join(f"{rel}\n" for rel in bad))
+        logger.info("%s check_audio: %d bad file(s) left out (listed in %s)", dataset,
+                    len(bad), os.path.join(save_folder, BAD_FILES))
     stored = {split: {k: v for k, v in c.items() if k != "padded"} for split, c in counts.items()}
     write_text(options_path, json.dumps({**wanted, "counts": stored}, indent=2))
     _log_counts(dataset, counts, sample_rate, crop_length)
@@ -366,12 +377,15 @@ def check_folder(data_folder, dataset, expected, hint):
             )
 
 
-def _probe_or_warn(dataset, path):
+def _probe_or_warn(dataset, path, check_audio=False):
     try:
-        return probe_audio(path)
+        info = probe_audio(path)
     except AudioReadError as err:
         logger.warning("%s: skipping undecodable file '%s' (%s)", dataset, path, err)
         return None
+    if check_audio and check_audio_files([path], progress=False)[1]:
+        return None  # check_audio_files logged the reason
+    return info
 
 
 def _count_padded(entries, sample_rate, crop_length):

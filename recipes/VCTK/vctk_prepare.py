@@ -23,6 +23,9 @@ import random
 import soundfile
 from speechbrain.utils.logger import get_logger
 
+from fewsound_sb.dataio import check_audio_files
+from fewsound_sb.files import write_text
+
 logger = get_logger(__name__)
 
 AUDIO_SUBFOLDER = "wav48_silence_trimmed"
@@ -32,11 +35,13 @@ TRAIN_JSON = "train.json"
 VALID_JSON = "valid.json"
 TEST_JSON = "test.json"  # the paper evaluates on the validation speakers
 OPTIONS_JSON = "vctk_prepare_options.json"  # options the manifests were made with
+BAD_FILES = "bad_audio_files.txt"  # check_audio: the files left out, with the reason
 DATA_ROOT = "{data_root}"  # replaced by the real folder when the dataset is loaded
 
 
 def prepare_vctk(
-    data_folder, save_folder, valid_speakers=10, mic="mic1", skip_prep=False
+    data_folder, save_folder, valid_speakers=10, mic="mic1", skip_prep=False,
+    check_audio=False, progress=True,
 ):
     """Writes train/valid/test JSON manifests for VCTK-Corpus-0.92.
 
@@ -62,6 +67,14 @@ def prepare_vctk(
         ``"mic1"`` or ``"mic2"``: which microphone copy to use.
     skip_prep : bool
         If True, do nothing.
+    check_audio : bool
+        Decode every file completely first (with a progress bar;
+        :func:`fewsound_sb.dataio.check_audio_files`) and leave the bad ones
+        out of the manifests; they are listed in the log and in
+        ``<save_folder>/bad_audio_files.txt``. Without it only headers are
+        read, and training skips a bad file when it meets it.
+    progress : bool
+        Progress bar of ``check_audio``.
 
     Returns
     -------
@@ -99,7 +112,7 @@ def prepare_vctk(
             "(some left for training). Lower valid_speakers or check the folder."
         )
 
-    options = {"valid_speakers": valid_speakers, "mic": mic}
+    options = {"valid_speakers": valid_speakers, "mic": mic, "check_audio": bool(check_audio)}
     train_json = os.path.join(save_folder, TRAIN_JSON)
     valid_json = os.path.join(save_folder, VALID_JSON)
     test_json = os.path.join(save_folder, TEST_JSON)
@@ -121,13 +134,22 @@ def prepare_vctk(
         ", ".join(valid_spk),
     )
     os.makedirs(save_folder, exist_ok=True)
+    bad = {}
     for spks, manifests in ((train_spk, [train_json]), (valid_spk, [valid_json, test_json])):
         entries = {}
         for spk in spks:
             entries.update(_speaker_entries(data_folder, spk, mic))
+        if check_audio:
+            entries, split_bad = _check_entries(data_folder, entries, progress)
+            bad.update(split_bad)
         for manifest in manifests:
             _write_json_atomic(manifest, entries)
             logger.info("Wrote %s (%d utterances)", manifest, len(entries))
+    if check_audio:
+        bad_path = os.path.join(save_folder, BAD_FILES)
+        write_text(bad_path, "".join(f"{path}\t{reason}\n" for path, reason in bad.items()))
+        logger.info("check_audio: %d bad file(s) left out of the manifests%s (listed in %s)",
+                    len(bad), ": " + ", ".join(bad) if bad else "", bad_path)
     # Written last: its presence means the manifests are complete.
     _write_json_atomic(os.path.join(save_folder, OPTIONS_JSON), options)
 
@@ -257,9 +279,15 @@ def _manifests_ready(save_folder, options):
     return True
 
 
+def _check_entries(data_folder, entries, progress):
+    """Entries whose audio decodes completely, and ``{path: reason}`` of the others."""
+    paths = {utt: entry["wav"].replace(DATA_ROOT, data_folder) for utt, entry in entries.items()}
+    good, bad = check_audio_files(list(paths.values()), progress=progress,
+                                  desc="VCTK check_audio")
+    good = set(good)
+    return {utt: e for utt, e in entries.items() if paths[utt] in good}, bad
+
+
 def _write_json_atomic(path, obj):
-    """Writes JSON to a temporary file next to ``path``, then renames it."""
-    tmp_path = f"{path}.tmp{os.getpid()}"
-    with open(tmp_path, "w", encoding="utf-8") as fout:
-        json.dump(obj, fout, indent=2)
-    os.replace(tmp_path, path)
+    """Writes JSON atomically (:func:`fewsound_sb.files.write_text`)."""
+    write_text(path, json.dumps(obj, indent=2))

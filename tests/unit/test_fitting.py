@@ -230,3 +230,87 @@ def test_load_fitted_round_trip(tmp_path):
     assert torch.allclose(again.clamp(-1, 1), saved, atol=1e-4)  # PCM16 quantisation
     assert float(((again - wav) ** 2).mean()) == pytest.approx(rows[0]["mse"], rel=1e-4)
     torch.testing.assert_close(info.reconstruct(), 0.5 * again)  # gain restores the level
+
+
+# ------------------------------------------------------------------ cache keys
+def _fit(folder, clips, caplog, **kwargs):
+    caplog.clear()
+    settings = {"n_steps": 4, "lr": 1e-2, **kwargs}
+    fitter = INRFitter(TINY_KAN, tiny_loss(), lr=settings["lr"], n_steps=settings["n_steps"],
+                       save_every=0, seed=7, progress=False)
+    with caplog.at_level("INFO", logger="fewsound_sb.fitting"):
+        rows, _ = fitter.run(clips, folder, batch_clips=2, sample_rate=8000, n_figures=0,
+                             metrics=("mse",))
+    return rows, caplog.text
+
+
+def _file_clip(path, wav):
+    from fewsound_sb.dataio import write_audio
+
+    write_audio(path, wav, 8000, subtype="FLOAT")
+    return FitClip("a", str(path), wav, N)
+
+
+def _weights(folder):
+    return INRWeights.load(os.path.join(folder, "weights", "a.safetensors")).weights
+
+
+def test_identical_rerun_reuses_the_fit(tmp_path, caplog):
+    folder = str(tmp_path / "out")
+    clips = [_file_clip(tmp_path / "a.wav", signals(1)[0])]
+    _fit(folder, clips, caplog)
+    first = _weights(folder)
+    _, log = _fit(folder, clips, caplog)
+    assert "already fitted with these settings" in log and "Batch" not in log
+    assert torch.equal(_weights(folder), first)
+
+
+def test_other_lr_refits_and_says_so(tmp_path, caplog):
+    folder = str(tmp_path / "out")
+    clips = [_file_clip(tmp_path / "a.wav", signals(1)[0])]
+    _fit(folder, clips, caplog)
+    first = _weights(folder)
+    _, log = _fit(folder, clips, caplog, lr=1e-3)
+    assert "lr changed (0.01 -> 0.001)" in log and "Batch 1/1" in log
+    assert not torch.equal(_weights(folder), first)
+    # back to the first lr: that fit is reused, and its outputs are put back
+    _, log = _fit(folder, clips, caplog)
+    assert "Batch" not in log and torch.equal(_weights(folder), first)
+
+
+def test_same_stem_other_content_refits(tmp_path, caplog):
+    folder = str(tmp_path / "out")
+    _fit(folder, [_file_clip(tmp_path / "a.wav", signals(1, seed=0)[0])], caplog)
+    first = _weights(folder)
+    rows, log = _fit(folder, [_file_clip(tmp_path / "a.wav", signals(1, seed=5)[0])], caplog)
+    assert "the file's content changed" in log and "Batch 1/1" in log
+    assert not torch.equal(_weights(folder), first)
+
+
+def test_more_steps_continue_the_saved_fit(tmp_path, caplog):
+    clips = [FitClip(f"c{i}", f"c{i}.wav", w, N) for i, w in enumerate(signals(2))]
+    short, long_ = str(tmp_path / "short"), str(tmp_path / "long")
+    _fit(short, clips, caplog, n_steps=4)
+    rows, log = _fit(short, clips, caplog, n_steps=9)
+    assert "continuing to 9 steps from its saved weights and AdamW state" in log
+    assert "(continuing from step 4)" in log and rows[0]["steps"] == 9
+    straight, _ = _fit(long_, clips, caplog, n_steps=9)  # the same 9 steps in one go
+    for name in ("c0", "c1"):
+        a = INRWeights.load(os.path.join(short, "weights", f"{name}.safetensors")).weights
+        b = INRWeights.load(os.path.join(long_, "weights", f"{name}.safetensors")).weights
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert rows[1]["final_loss"] == pytest.approx(straight[1]["final_loss"], rel=1e-5)
+
+
+def test_padding_of_short_clips_is_not_fitted():
+    wav = signals(1)[0]
+    zero_tail, noisy_tail = wav.clone(), wav.clone()
+    zero_tail[N // 2:] = 0.0
+    noisy_tail[N // 2:] = torch.randn(N - N // 2)
+    lengths = torch.tensor([0.5])
+    a = make_fitter(n_steps=5).fit_batch(zero_tail[None], seeds=[0], lengths=lengths)
+    b = make_fitter(n_steps=5).fit_batch(noisy_tail[None], seeds=[0], lengths=lengths)
+    torch.testing.assert_close(a.weights, b.weights)  # what lies past the valid part is ignored
+    assert a.history == b.history
+    c = make_fitter(n_steps=5).fit_batch(noisy_tail[None], seeds=[0])
+    assert not torch.equal(a.weights, c.weights)  # without lengths it is fitted
