@@ -84,6 +84,10 @@ def test_encoder_yaml_trains(hparams, whisper_folder, tmp_path):
         assert frozen > 0
         assert all("lora_" in k or k.startswith("pool.") for k in state)
         assert sum(v.numel() for v in state.values()) == trainable
+        # the inference folder records the backbone path and holds only what trained
+        exported = torch.load(out / "inference" / "encoder.ckpt", weights_only=True)
+        assert set(exported) == set(state)
+        assert whisper_folder in (out / "inference" / "hyperparams.yaml").read_text(encoding="utf-8")
     else:
         assert frozen == 0
 
