@@ -26,6 +26,8 @@ test: venv
 	$(PY) -m pytest
 
 # FewSound-KAN on the embedded corpus, small enough for 2 CPU cores; then the table.
+# Sizes, lr 1e-4, no warm-up of f and the YAML's theta/H init ("target") are the
+# setting that learnt on held-out speakers in bench/learning.py (bench/learning/README.md).
 # Dataset keys (--data_folder, --valid_speakers, --mic) come from recipes/VCTK/vctk.yaml,
 # model keys from the hparams YAML; both are overridden on the command line.
 DEMO := $(OUT)/demo_fewsound_kan
@@ -33,9 +35,9 @@ DEMO_REFINE_STEPS ?= 50
 demo: venv
 	$(PY) recipes/VCTK/train.py hparams/fewsound_kan.yaml --data_folder tests/samples/VCTK-mini \
 		--output_folder $(DEMO) --crop_length 6144 --enc_norm channel \
-		--enc_channels 4 --enc_output_channels 16 --hypernet_hidden [64,64] \
-		--g_output_dim 128 --g_kernel_size 1001 --warmup_epochs 2 --samples_per_epoch 32 \
-		--batch_size 4 --number_of_epochs 4 --lr 0.00002 --n_valid 16 --n_test 16 \
+		--enc_channels 8 --enc_output_channels 16 --hypernet_hidden [256,256] \
+		--g_output_dim 256 --g_kernel_size 1001 --warmup_epochs 0 --samples_per_epoch 64 \
+		--batch_size 8 --number_of_epochs 4 --lr 0.0001 --n_valid 16 --n_test 16 \
 		--valid_every 4 --num_workers 0 --ckpt_interval_minutes 0 \
 		--eval_metrics [mse,psnr,lsd,si_snr,pesq,stoi,wasserstein]
 	@cat $(DEMO)/eval/test_epoch*.md

@@ -38,6 +38,7 @@ setup(
     extras_require={
         "cdpam": ["cdpam", "resampy", "librosa"],
         "dev": ["pytest", "pytest-timeout"],
+        "tensorboard": ["tensorboard"],  # use_tensorboard: True in the recipe YAMLs
         "bench": ["flashkan", "inkan", "pykan", "pandas"],
     },
     entry_points={"console_scripts": [
