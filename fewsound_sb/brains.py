@@ -30,6 +30,7 @@ from fewsound_sb.logs import setup_experiment_logs
 from fewsound_sb.metrics import compute_metrics, summarize
 from fewsound_sb.nnet.hyper import count_parameters
 from fewsound_sb.nnet.inr import time_grid
+from fewsound_sb.plotting import plot_reconstruction
 from fewsound_sb.reports import write_example, write_metric_table
 
 logger = get_logger(__name__)
@@ -152,9 +153,14 @@ class FewSoundBrain(sb.Brain):
     ``epoch_counter``, ``train_logger``, ``eval_folder``, ``eval_metrics``,
     ``valid_every``, ``n_examples``, ``model_name``, optionally
     ``lr_scheduler`` (a partial taking ``(optimizer, total_steps=...)``,
-    stepped after every optimizer step and checkpointed).
+    stepped after every optimizer step and checkpointed), ``use_tensorboard``
+    and ``tensorboard_folder`` (TensorBoard logging, see ``_log_tensorboard``).
 
-    Validation computes the loss every epoch; the metric table (Markdown +
+    A NaN/inf training loss stops the run (``FloatingPointError`` naming the
+    step and the batch's clip ids) after checkpointing the last good state.
+
+    Validation computes the loss every epoch, with ``silence_loss`` (the loss
+    of a silent output on the same clips: a model that learns ends below it); the metric table (Markdown +
     CSV under ``eval_folder``) and example reconstructions (wav + PNG) are
     made every ``valid_every`` epochs, at the last epoch, and at test time.
     """
@@ -308,10 +314,18 @@ class FewSoundBrain(sb.Brain):
             lens = valid.to(device=wavs.device, dtype=wavs.dtype)
         x_hat = x_hat.float()
         loss = self.hparams.loss(predictions=x_hat, targets=wavs, length=lens)
+        if stage == sb.Stage.TRAIN and not torch.isfinite(loss):
+            self._stop_on_nonfinite(loss, batch)
         skipped = getattr(batch, "skipped", None)  # bad files passed over (fewsound_sb.datasets)
         if skipped is not None:
             self.skipped_items += int(torch.as_tensor(skipped).sum())
         self.stage_batches += 1
+        if stage != sb.Stage.TRAIN:
+            # reference: the loss of a silent output (learning nothing) on the same clips
+            silence = self.hparams.loss(predictions=torch.zeros_like(wavs), targets=wavs, length=lens)
+            self.silence_loss_sum += float(silence)
+        if stage != sb.Stage.TRAIN and (self.evaluating or self._tensorboard() is not None):
+            self._collect_examples(batch, wavs, x_hat)
         if stage != sb.Stage.TRAIN and self.evaluating:
             self.metric_rows.extend(
                 compute_metrics(
@@ -322,11 +336,35 @@ class FewSoundBrain(sb.Brain):
                     metrics=self.hparams.eval_metrics,
                 )
             )
-            for i, item_id in enumerate(batch.id):
-                if len(self.examples) >= self.hparams.n_examples:
-                    break
-                self.examples.append((item_id, wavs[i].detach().cpu(), x_hat[i].detach().cpu()))
         return loss
+
+    def _collect_examples(self, batch, wavs, x_hat):
+        """Keeps the first ``n_examples`` (id, reference, reconstruction) of the stage."""
+        for i, item_id in enumerate(batch.id):
+            if len(self.examples) >= self.hparams.n_examples:
+                break
+            self.examples.append((item_id, wavs[i].detach().cpu(), x_hat[i].detach().cpu()))
+
+    def _stop_on_nonfinite(self, loss, batch):
+        """A NaN/inf training loss: checkpoint the last good state, then stop.
+
+        Called before ``backward`` and the optimizer step, so the modules still
+        hold the weights of the last finite step; they are saved as an
+        intra-epoch checkpoint (a rerun resumes from it) and the run stops with
+        a message naming the step and the batch's clip ids.
+        """
+        step = self.optimizer_step + 1
+        ids = list(getattr(batch, "id", []))
+        saved = "no checkpointer: nothing saved"
+        if self.checkpointer is not None:
+            sb.Brain._save_intra_epoch_ckpt(self)  # SpeechBrain's own (no SIGTERM exit here)
+            saved = f"the last good state is saved in {self.checkpointer.checkpoints_dir}"
+        raise FloatingPointError(
+            f"Training loss is {float(loss.detach())} at optimizer step {step} (epoch "
+            f"{self.hparams.epoch_counter.current}), batch clips {ids}; {saved}. Check "
+            "these clips, lower lr or set max_grad_norm, then rerun the same command "
+            "to resume from that checkpoint."
+        )
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
         """Steps the LR schedule once per optimizer step (not per epoch)."""
@@ -335,10 +373,14 @@ class FewSoundBrain(sb.Brain):
             # OneCycleLR raises past total_steps (e.g. a rerun with more epochs)
             if scheduler.last_epoch < getattr(scheduler, "total_steps", math.inf):
                 scheduler.step()
+        writer = self._tensorboard()
+        if should_step and writer is not None:
+            writer.add_scalar("train/loss_step", float(loss), self.optimizer_step)
+            writer.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], self.optimizer_step)
         log_every = getattr(self.hparams, "log_every", None)
         if should_step and log_every and self.optimizer_step % log_every == 0:
             logger.info("Train step %d (epoch %d): loss %.8e", self.optimizer_step,
-                        self.hparams.epoch_counter.current, float(loss))
+                        self.hparams.epoch_counter.current, float(loss.detach()))
 
     # --------------------------------------------------------- preemption --
     def _on_sigterm(self, signum, frame):
@@ -391,6 +433,7 @@ class FewSoundBrain(sb.Brain):
         )
         self.metric_rows = []
         self.examples = []
+        self.silence_loss_sum = 0.0
         self.skipped_items = 0
         self.stage_batches = 0
 
@@ -407,12 +450,16 @@ class FewSoundBrain(sb.Brain):
             return
         if is_distributed_initialized():
             stats["loss"] = self._gather_evaluation(stage_loss)
+        if self.stage_batches:  # this process's batches (DDP: its shard)
+            stats["silence_loss"] = self.silence_loss_sum / self.stage_batches
         if self.evaluating:
             summary = summarize(self.metric_rows)
             stats.update({name: mean for name, (mean, _) in summary.items()})
             label = epoch if epoch is not None else self.hparams.epoch_counter.current
             if if_main_process():
                 self._write_evaluation(stage, label, summary)
+        if if_main_process():
+            self._log_tensorboard(stage, stats)
         if stage == sb.Stage.VALID:
             lr = self.optimizer.param_groups[0]["lr"] if self.opt_class else 0.0
             self.hparams.train_logger.log_stats(
@@ -430,6 +477,52 @@ class FewSoundBrain(sb.Brain):
                 stats_meta={"epoch loaded": self.hparams.epoch_counter.current},
                 test_stats=stats,
             )
+
+    # -------------------------------------------------------- TensorBoard --
+    def _tensorboard(self):
+        """The run's ``SummaryWriter`` when the YAML sets ``use_tensorboard``
+        (main process only), else None. Created on first use in
+        ``tensorboard_folder``."""
+        if not getattr(self.hparams, "use_tensorboard", False) or not if_main_process():
+            return None
+        if getattr(self, "_tb_logger", None) is None:
+            try:
+                from speechbrain.utils.train_logger import TensorboardLogger
+
+                self._tb_logger = TensorboardLogger(self.hparams.tensorboard_folder)
+            except ImportError as err:
+                raise ImportError(
+                    "use_tensorboard: True needs the tensorboard package: "
+                    "pip install 'fewsound-sb[tensorboard]' (or set use_tensorboard: False)"
+                ) from err
+        return self._tb_logger.writer
+
+    def _log_tensorboard(self, stage, stats):
+        """Stage losses and metrics (``<stage>/<name>``, x = optimizer steps);
+        after validation/test the examples as audio and as waveform + log-mel images."""
+        writer = self._tensorboard()
+        if writer is None:
+            return
+        step = self.optimizer_step
+        for name, value in stats.items():
+            writer.add_scalar(f"{stage.name.lower()}/{name}", float(value), step)
+        if stage == sb.Stage.TRAIN:
+            return
+        import matplotlib.image
+        import tempfile
+
+        rate = self.hparams.sample_rate
+        with tempfile.TemporaryDirectory() as tmp:
+            for item_id, reference, estimate in self.examples:
+                tag = f"{stage.name.lower()}_examples/{item_id}"
+                writer.add_audio(f"{tag}/reference", reference.clamp(-1, 1), step, sample_rate=rate)
+                writer.add_audio(f"{tag}/reconstruction", estimate.clamp(-1, 1), step,
+                                 sample_rate=rate)
+                png = os.path.join(tmp, "example.png")
+                plot_reconstruction(reference, estimate, rate, png, title=str(item_id))
+                image = matplotlib.image.imread(png)[..., :3]  # [H, W, 3] in [0, 1]
+                writer.add_image(f"{tag}/waveform_logmel", image, step, dataformats="HWC")
+        writer.flush()
 
     # ---------------------------------------------------------------- DDP --
     def _sum_over_processes(self, value):
