@@ -209,6 +209,8 @@ def render_markdown(results, command):
                   "SIREN has its own weights and is not compared.", ""]
     lines += render_fit(results.get("fit"))
     lines += render_fewsound(results.get("fewsound"))
+    if results.get("encoders"):
+        lines += bench_encoders.render_markdown(results["encoders"])
     lines += [f"Total bench time: {results.get('elapsed_s', 0):.0f} s.", ""]
     return "\n".join(lines)
 

@@ -1,18 +1,25 @@
 """Unit tests for the sound encoders in fewsound_sb.lobes."""
 
 import math
+import tempfile
 
 import pytest
 import torch
 
 from fewsound_sb.lobes import encoders
-from fewsound_sb.lobes.encoders import SoundStreamEncoder, SpectrogramEncoder
+from fewsound_sb.lobes.encoders import (
+    SNACEncoder,
+    SoundStreamEncoder,
+    SpectrogramEncoder,
+    WhisperLoRAEncoder,
+)
 from fewsound_sb.lobes.features import (
     FrameFeatures,
     a_weighted_loudness,
     yin_pitch,
 )
 from fewsound_sb.lobes.soundstream import CausalConv1d
+from fewsound_sb.lobes.whisper import save_random_whisper
 
 SAMPLE_RATE = 22050
 
@@ -28,6 +35,13 @@ ENCODERS = [
         strides=(4, 8), norm="channel", sample_rate=16000)),
     ("SpectrogramEncoder", lambda: SpectrogramEncoder(
         sample_rate=16000, n_fft=64, hop_length=32, hidden=8, n_conv=2, output_dim=12)),
+    ("SNACEncoder", lambda: SNACEncoder(
+        input_length=2048, d_model=16, strides=(4, 8), attn_window_size=4, output_dim=10,
+        sample_rate=16000)),
+    ("WhisperLoRAEncoder", lambda: WhisperLoRAEncoder(
+        save_random_whisper(tempfile.mkdtemp(), d_model=8, encoder_layers=1,
+                            encoder_attention_heads=2, encoder_ffn_dim=16),
+        sample_rate=16000, output_dim=12, lora_rank=2)),
 ]
 
 

@@ -103,7 +103,7 @@ def test_whisper_shapes_for_crop_and_other_length(whisper_folder, pad_to_30s, po
 
 def test_whisper_short_window_same_frames_before_attention(whisper_folder):
     """The audio frames' conv features are the same in both modes; only the
-    attention context (1,500 vs 76 frames) differs."""
+    attention context (1,500 vs 75 frames) differs."""
     padded = tiny_whisper(whisper_folder, pad_to_30s=True).eval()
     short = tiny_whisper(whisper_folder, pad_to_30s=False).eval()
     wav = torch.randn(1, CROP) * 0.1
