@@ -92,3 +92,74 @@ def test_sigkill_and_rerun_continues(tmp_path):
     scheduler = torch.load(last / "scheduler.ckpt", weights_only=False)
     assert scheduler["last_epoch"] == total
     assert f"optimizer_step: {total}" in (last / "brain.ckpt").read_text()
+
+
+def _step_losses(output_folder):
+    """``{optimizer step: loss}`` from log.txt's per-step lines (the last line of
+    a step wins: after a resume, the rerun's)."""
+    losses = {}
+    with open(os.path.join(output_folder, "log.txt"), encoding="utf-8") as fin:
+        for line in fin:
+            if "Train step " in line:
+                step = int(line.split("Train step ")[1].split()[0])
+                losses[step] = line.rsplit("loss ", 1)[1].strip()
+    return losses
+
+
+def _weights(output_folder):
+    """The exported model's tensors (``inference/``: the checkpoint of lowest valid loss)."""
+    folder = os.path.join(output_folder, "inference")
+    return [torch.load(os.path.join(folder, f"{name}.ckpt"), weights_only=True)
+            for name in ("encoder", "head")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("num_workers", ["0", "2"])
+def test_sigkill_resume_is_exact(tmp_path, num_workers):
+    """Killed mid-epoch and resumed: the same per-step losses and final weights
+    as an uninterrupted run (the crops are keyed by seed, epoch and draw)."""
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+
+    tiny = list(TINY)
+    tiny[tiny.index("--num_workers") + 1] = num_workers
+
+    def command(out):
+        return [sys.executable, TRAIN, os.path.join(ROOT, "hparams", "fewsound_kan.yaml"),
+                "--data_folder", DATA, "--output_folder", str(out), *tiny, *FEWSOUND_TINY,
+                "--number_of_epochs", "4", "--valid_every", "1000", "--ckpt_interval_steps",
+                "3", "--log_every", "1"]
+
+    straight = tmp_path / "straight"
+    result = subprocess.run(command(straight), env=env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(command(out), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if (out / "log.txt").exists() and "Train step 7 " in (out / "log.txt").read_text():
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)  # mid-epoch 2, after the step-6 checkpoint
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    killed_at = max(_step_losses(out))
+    assert killed_at < 16
+    rerun = subprocess.run(command(out), env=env, cwd=ROOT, capture_output=True, text=True,
+                           timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "Loading a checkpoint" in rerun.stdout + rerun.stderr
+
+    expected, resumed = _step_losses(straight), _step_losses(out)
+    assert sorted(expected) == list(range(1, 17))
+    assert resumed == expected  # every step's loss, before and after the kill
+    for a, b in zip(_weights(straight), _weights(out), strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
