@@ -191,11 +191,13 @@ def run_training(argv, dataset_yaml):
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     hparams, hparams_to_save = load_recipe_hparams(hparams_file, overrides, dataset_yaml)
     sb.utils.distributed.ddp_init_group(run_opts)
-    sb.create_experiment_directory(  # first, so that log.txt holds the preparation counts
-        experiment_directory=hparams["output_folder"], hyperparams_to_save=hparams_to_save,
-    )
+    # Before the experiment folder: a wrong data folder fails on the console
+    # (SpeechBrain's exception hook would send it to log.txt only)
     run_prepare(hparams, dataset_yaml, progress=not run_opts.get("noprogressbar"))
     datasets, train_sampler = make_datasets(hparams)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"], hyperparams_to_save=hparams_to_save,
+    )
     restrict_metrics(hparams, "eval_metrics")
     brain = FewSoundBrain(
         modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
@@ -237,10 +239,10 @@ def run_fitting(argv, dataset_yaml):
     """
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     hparams, hparams_to_save = load_recipe_hparams(hparams_file, overrides, dataset_yaml)
+    run_prepare(hparams, dataset_yaml)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"], hyperparams_to_save=hparams_to_save,
     )
-    run_prepare(hparams, dataset_yaml)
     picks = pick_per_group(
         [hparams[f"{split}_annotation"] for split in SPLITS], hparams["group_key"],
         hparams["clips_per_group"], hparams["seed"], hparams["data_folder"],

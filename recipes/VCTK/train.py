@@ -18,66 +18,15 @@ Multi-GPU (SpeechBrain DDP):
 
 Validation: the last 10 speakers; the final evaluation runs on them too (the
 paper has no separate VCTK test split). Metric tables and example
-reconstructions are written under ``<output_folder>/eval/``.
+reconstructions are written under ``<output_folder>/eval/``. The recipe body
+(load, prepare, train, evaluate) is :func:`fewsound_sb.recipe.run_training`,
+shared by every dataset recipe.
 """
 
 import os
 import sys
 
-import speechbrain as sb
-from speechbrain.utils.distributed import run_on_main
-
-from fewsound_sb.brains import FewSoundBrain
-from fewsound_sb.config import load_recipe_hparams
-from fewsound_sb.datasets import make_datasets
-
-sys.path.append(os.path.dirname(os.path.abspath(__file__)))
-from vctk_prepare import prepare_vctk  # noqa: E402
-
-DATASET_YAML = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vctk.yaml")
+from fewsound_sb.recipe import run_training
 
 if __name__ == "__main__":
-    # CLI: model YAML, run options and overrides (every key of it and of vctk.yaml)
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
-    hparams, hparams_to_save = load_recipe_hparams(hparams_file, overrides, DATASET_YAML)
-
-    # Initialize DDP (useful only for multi-GPU DDP training)
-    sb.utils.distributed.ddp_init_group(run_opts)
-
-    # Manifests, written once (main process) and reused on reruns
-    run_on_main(
-        prepare_vctk,
-        kwargs={
-            "data_folder": hparams["data_folder"],
-            "save_folder": hparams["save_folder"],
-            "valid_speakers": hparams["valid_speakers"],
-            "mic": hparams["mic"],
-            "skip_prep": hparams["skip_prep"],
-        },
-    )
-    datasets, train_sampler = make_datasets(hparams)
-
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_to_save,
-    )
-
-    brain = FewSoundBrain(
-        modules=hparams["modules"],
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
-    )
-    brain.fit(
-        brain.hparams.epoch_counter,
-        datasets["train"],
-        datasets["valid"],
-        train_loader_kwargs={**hparams["train_dataloader_opts"], "sampler": train_sampler},
-        valid_loader_kwargs=hparams["valid_dataloader_opts"],
-    )
-    brain.evaluate(
-        datasets["test"],
-        min_key="loss",
-        test_loader_kwargs=hparams["valid_dataloader_opts"],
-    )
+    run_training(sys.argv[1:], os.path.join(os.path.dirname(os.path.abspath(__file__)), "vctk.yaml"))

@@ -8,6 +8,7 @@ in-process (fewsound_sb.recipe), so each run takes seconds.
 """
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -84,8 +85,9 @@ def test_recipe_prepares_trains_and_evaluates(name, trees, gtzan_run, tmp_path):
     # PESQ only for clean speech (the paper's Table 6)
     expected = {"mse", "si_snr", "lsd"} | ({"pesq"} if name in CLEAN_SPEECH else set())
     assert metrics == expected
-    log = (out / "log.txt").read_text(encoding="utf-8")
-    assert "files found" in log and "kept" in log
+    with open(out / "save" / "prepare_options.json", encoding="utf-8") as fin:
+        counts = json.load(fin)["counts"]  # files found / kept / skipped per split
+    assert counts["train"]["kept"] > 0 and counts["train"]["found"] >= counts["train"]["kept"]
     with open(out / "hyperparams.yaml", encoding="utf-8") as fin:
         assert f"data_folder: {trees[name]}" in fin.read()
 
