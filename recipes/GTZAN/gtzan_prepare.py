@@ -29,7 +29,7 @@ GROUP_KEY = "genre"  # the manifest field the single-clip fitting set is drawn b
 
 def prepare_gtzan(
     data_folder, manifest_folder, valid_ratio, split_seed, sample_rate, crop_length,
-    skip_prep=False, progress=True,
+    skip_prep=False, check_audio=False, progress=True,
 ):
     """Writes the GTZAN manifests (once; reruns with the same options reuse them).
 
@@ -49,6 +49,9 @@ def prepare_gtzan(
         The recipe's clip length in samples.
     skip_prep : bool
         If True, do nothing.
+    check_audio : bool
+        Decode every file completely instead of probing its first and last
+        frames (slower; catches damage in the middle of a file).
     progress : bool
         Show a progress bar.
 
@@ -70,7 +73,7 @@ def prepare_gtzan(
     return prepare_manifests(
         "GTZAN", data_folder, manifest_folder, options,
         lambda: _list_splits(data_folder, valid_ratio, split_seed),
-        sample_rate, crop_length, progress,
+        sample_rate, crop_length, progress, check_audio,
     )
 
 

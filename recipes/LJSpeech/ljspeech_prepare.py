@@ -27,7 +27,7 @@ METADATA_CSV = "metadata.csv"
 
 def prepare_ljspeech(
     data_folder, manifest_folder, valid_ratio, split_seed, sample_rate, crop_length,
-    skip_prep=False, progress=True,
+    skip_prep=False, check_audio=False, progress=True,
 ):
     """Writes the LJSpeech manifests (once; reruns with the same options reuse them).
 
@@ -47,6 +47,9 @@ def prepare_ljspeech(
         The recipe's clip length in samples.
     skip_prep : bool
         If True, do nothing.
+    check_audio : bool
+        Decode every file completely instead of probing its first and last
+        frames (slower; catches damage in the middle of a file).
     progress : bool
         Show a progress bar.
 
@@ -67,7 +70,7 @@ def prepare_ljspeech(
     return prepare_manifests(
         "LJSpeech", data_folder, manifest_folder, options,
         lambda: _list_splits(data_folder, valid_ratio, split_seed),
-        sample_rate, crop_length, progress,
+        sample_rate, crop_length, progress, check_audio,
     )
 
 

@@ -27,7 +27,7 @@ PARENT_NAME = "LibriSpeech"
 
 def prepare_librispeech(
     data_folder, manifest_folder, train_subsets, valid_subsets, test_subsets, sample_rate,
-    crop_length, skip_prep=False, progress=True,
+    crop_length, skip_prep=False, check_audio=False, progress=True,
 ):
     """Writes the LibriSpeech manifests (once; reruns with the same options reuse them).
 
@@ -45,6 +45,9 @@ def prepare_librispeech(
         The recipe's clip length in samples.
     skip_prep : bool
         If True, do nothing.
+    check_audio : bool
+        Decode every file completely instead of probing its first and last
+        frames (slower; catches damage in the middle of a file).
     progress : bool
         Show a progress bar.
 
@@ -66,7 +69,8 @@ def prepare_librispeech(
     _check_layout(data_folder, sorted({n for names in subsets.values() for n in names}))
     return prepare_manifests(
         "LibriSpeech", data_folder, manifest_folder, subsets,
-        lambda: _list_splits(data_folder, subsets), sample_rate, crop_length, progress,
+        lambda: _list_splits(data_folder, subsets),
+        sample_rate, crop_length, progress, check_audio,
     )
 
 

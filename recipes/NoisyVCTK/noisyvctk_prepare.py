@@ -31,7 +31,7 @@ TEST_FOLDER = "testset_wav"
 
 def prepare_noisy_vctk(
     data_folder, manifest_folder, train_set, sample_rate, crop_length, skip_prep=False,
-    progress=True,
+    check_audio=False, progress=True,
 ):
     """Writes the noisy VCTK manifests (once; reruns with the same options reuse them).
 
@@ -50,6 +50,9 @@ def prepare_noisy_vctk(
         The recipe's clip length in samples.
     skip_prep : bool
         If True, do nothing.
+    check_audio : bool
+        Decode every file completely instead of probing its first and last
+        frames (slower; catches damage in the middle of a file).
     progress : bool
         Show a progress bar.
 
@@ -70,7 +73,8 @@ def prepare_noisy_vctk(
     )
     return prepare_manifests(
         "NoisyVCTK", data_folder, manifest_folder, {"train_set": train_set},
-        lambda: _list_splits(data_folder, folders), sample_rate, crop_length, progress,
+        lambda: _list_splits(data_folder, folders),
+        sample_rate, crop_length, progress, check_audio,
     )
 
 

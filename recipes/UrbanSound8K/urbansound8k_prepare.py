@@ -30,7 +30,7 @@ GROUP_KEY = "fold"  # the manifest field the single-clip fitting set is drawn by
 
 def prepare_urbansound8k(
     data_folder, manifest_folder, train_folds, valid_folds, test_folds, sample_rate,
-    crop_length, skip_prep=False, progress=True,
+    crop_length, skip_prep=False, check_audio=False, progress=True,
 ):
     """Writes the UrbanSound8K manifests (once; reruns with the same options reuse them).
 
@@ -48,6 +48,9 @@ def prepare_urbansound8k(
         The recipe's clip length in samples.
     skip_prep : bool
         If True, do nothing.
+    check_audio : bool
+        Decode every file completely instead of probing its first and last
+        frames (slower; catches damage in the middle of a file).
     progress : bool
         Show a progress bar.
 
@@ -61,7 +64,9 @@ def prepare_urbansound8k(
     folds = {"train": list(train_folds), "valid": list(valid_folds), "test": list(test_folds)}
     for split, values in folds.items():
         if not values or any(f not in range(1, 11) for f in values):
-            raise ValueError(f"{split}_folds must be a non-empty list of folds 1-10. Found: {values!r}")
+            raise ValueError(
+                f"{split}_folds must be a non-empty list of folds 1-10. Found: {values!r}"
+            )
     check_folder(
         data_folder, "UrbanSound8K", ["audio", METADATA_CSV],
         "the UrbanSound8K folder holding 'audio/fold1..10/*.wav' and "
@@ -69,7 +74,8 @@ def prepare_urbansound8k(
     )
     return prepare_manifests(
         "UrbanSound8K", data_folder, manifest_folder, folds,
-        lambda: _list_splits(data_folder, folds), sample_rate, crop_length, progress,
+        lambda: _list_splits(data_folder, folds),
+        sample_rate, crop_length, progress, check_audio,
     )
 
 

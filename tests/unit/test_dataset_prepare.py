@@ -239,3 +239,10 @@ def test_brain_loss_ignores_the_padding_of_short_clips():
     full = PaddedBatch([{"id": str(i), "sig": wav[i], "length": 1.0} for i in range(2)])
     assert float(FewSoundBrain.compute_objectives(
         brain, (noisy_padding, {}), full, sb.Stage.TRAIN)) == pytest.approx(0.75)
+
+
+def test_check_audio_decodes_everything_and_lists_bad_files(trees, tmp_path):
+    counts = _prepare("GTZAN", trees["GTZAN"], tmp_path, check_audio=True)
+    bad = (tmp_path / "bad_audio_files.txt").read_text(encoding="utf-8").split()
+    assert bad == ["genres_original/jazz/jazz.00054.wav"]
+    assert sum(counts[s]["kept"] for s in ("train", "valid")) == 12
