@@ -7,6 +7,7 @@ training, a hash of each module's weights. Both ranks must end with identical
 weights, and rank 1 must not have written any file.
 """
 
+import csv
 import hashlib
 import json
 import os
@@ -96,3 +97,44 @@ def test_ddp_two_processes_gloo(tmp_path):
     rows = train_log_rows(out)
     assert [r.get("epoch") for r in rows] == ["1", "2", None]
     assert len([d for d in os.listdir(out / "save") if d.startswith("CKPT")]) == 1
+
+
+@pytest.mark.slow
+def test_ddp_validation_is_sharded_and_gives_the_one_process_table(tmp_path):
+    """Two gloo processes evaluate half of the clips each (5 clips: 3 + 2) and
+    rank 0 writes the table of all of them: the table of one process.
+
+    ``--lr 0`` keeps the weights at their (seeded) initialisation, so both
+    runs evaluate the same model."""
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    tiny = list(TINY)
+    for key, value in (("--lr", "0.0"), ("--n_valid", "5"), ("--n_test", "5"),
+                       ("--n_examples", "3")):
+        tiny[tiny.index(key) + 1] = value
+    common = [TRAIN, os.path.join(ROOT, "hparams", "fewsound_kan.yaml"), "--data_folder", DATA,
+              *tiny, *FEWSOUND_TINY, "--number_of_epochs", "1", "--valid_every", "1"]
+    one = tmp_path / "one"
+    single = subprocess.run([sys.executable, *common, "--output_folder", str(one)], env=env,
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    two = tmp_path / "two"
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         "--master_port=29533", *common, "--output_folder", str(two), "--distributed_launch",
+         "--distributed_backend=gloo"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, (ddp.stdout + ddp.stderr)[-4000:]
+    for name in ("valid_epoch1", "test_epoch1"):
+        expected, got = (_table(folder / "eval" / f"{name}.csv") for folder in (one, two))
+        assert got.keys() == expected.keys() and len(expected) == 3, name
+        for metric, row in expected.items():
+            assert got[metric]["n_clips"] == row["n_clips"] == "5", (name, metric)  # none twice
+            # the same clips: equal up to float noise of other batch shapes (4+1 vs 3 and 2)
+            for field in ("mean", "std"):
+                assert float(got[metric][field]) == pytest.approx(float(row[field]), rel=1e-3)
+        assert sorted(os.listdir(two / "eval" / name)) == sorted(os.listdir(one / "eval" / name))
+
+
+def _table(path):
+    with open(path, encoding="utf-8", newline="") as fin:
+        return {row["metric"]: row for row in csv.DictReader(fin)}
