@@ -29,7 +29,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.logger import get_logger
 from speechbrain.utils.train_logger import FileTrainLogger
 
-from fewsound_sb.brains import FewSoundBrain
+from fewsound_sb.brains import CompleteCheckpointer, FewSoundBrain
 from fewsound_sb.datasets import make_datasets
 from fewsound_sb.files import write_text
 from fewsound_sb.metrics import _FORMATS, TABLE_COLUMNS, summarize
@@ -155,10 +155,14 @@ def evaluate_runs(runs, eval_sets, output_folder, n_clips=None, device="cpu",
             hparams["eval_folder"] = os.path.join(output_folder, pair)
             hparams["train_logger"] = eval_logger
             restrict_metrics(hparams, "eval_metrics")
+            # the run's recoverables, read from the folder given (the run may have moved)
+            checkpointer = CompleteCheckpointer(
+                os.path.join(run, "save"), recoverables=run_hparams["checkpointer"].recoverables
+            )
             brain = FewSoundBrain(
                 modules=run_hparams["modules"], hparams=hparams,
                 run_opts={"device": device, "noprogressbar": not progress},
-                checkpointer=run_hparams["checkpointer"],
+                checkpointer=checkpointer,
             )
             brain.evaluate(test_set, min_key="loss", test_loader_kwargs={
                 "batch_size": batch_size, "num_workers": num_workers})

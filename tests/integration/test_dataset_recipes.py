@@ -10,6 +10,7 @@ in-process (fewsound_sb.recipe), so each run takes seconds.
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -113,12 +114,19 @@ def test_fit_recipe_one_clip_per_group(name, groups, trees, tmp_path):
 @pytest.mark.slow
 def test_cross_dataset_evaluation_table(trees, gtzan_run, tmp_path):
     out = tmp_path / "table"
+    moved = tmp_path / "moved_run"  # a run folder is self-contained: it may be moved
+    shutil.copytree(gtzan_run, moved)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, os.path.join(ROOT, "recipes", "evaluate.py"),
-           "--runs", str(gtzan_run), "--eval_sets", f"GTZAN={trees['GTZAN']}",
+           "--runs", str(moved), "--eval_sets", f"GTZAN={trees['GTZAN']}",
            f"LibriSpeech={trees['LibriSpeech']}", "--output_folder", str(out),
            "--n_clips", "3", "--noprogressbar"]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    os.rename(gtzan_run / "save", gtzan_run / "save_hidden")  # only the moved copy is left
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT,
+                                timeout=300)
+    finally:
+        os.rename(gtzan_run / "save_hidden", gtzan_run / "save")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = _csv(out / "cross_dataset.csv")
     assert [(r["training_set"], r["evaluation_set"], r["target"]) for r in rows] == [
