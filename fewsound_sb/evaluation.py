@@ -32,7 +32,7 @@ from speechbrain.utils.train_logger import FileTrainLogger
 from fewsound_sb.brains import CompleteCheckpointer, FewSoundBrain
 from fewsound_sb.datasets import make_datasets
 from fewsound_sb.files import write_text
-from fewsound_sb.metrics import _FORMATS, TABLE_COLUMNS, summarize
+from fewsound_sb.metrics import METRIC_FORMATS, TABLE_COLUMNS, summarize
 from fewsound_sb.recipe import load_prepare, prepare_kwargs, restrict_metrics
 
 logger = get_logger(__name__)
@@ -230,7 +230,7 @@ def write_cross_dataset_table(rows, output_folder, name="cross_dataset"):
             if key not in row["metrics"]:
                 cells.append(NOT_APPLICABLE)
                 continue
-            fmt = _FORMATS.get(key, ".2f")
+            fmt = METRIC_FORMATS.get(key, ".2f")
             cells.append(f"{mean:{fmt}} ± {std:{fmt}}")
             record[f"{key}_mean"], record[f"{key}_std"] = mean, std
         lines.append(cells)

@@ -40,7 +40,7 @@ TABLE_COLUMNS = (
     ("cdpam", "CDPAM", False),
     ("wasserstein", "Wasserstein", False),
 )
-_FORMATS = {"mse": ".2e", "wasserstein": ".3g", "pesq": ".3f", "stoi": ".3f", "cdpam": ".3f"}
+METRIC_FORMATS = {"mse": ".2e", "wasserstein": ".3g", "pesq": ".3f", "stoi": ".3f", "cdpam": ".3f"}
 
 PESQ_RATE = 16000  # wide-band PESQ runs at 16 kHz
 CDPAM_RATE = 22050  # CDPAM was trained on 22.05 kHz audio
@@ -541,13 +541,16 @@ def summarize(rows):
     return summary
 
 
-def format_table(summary, title="", arrows=True):
+def format_table(summary, title="", arrows=True, columns=None):
     """Markdown table of mean ± std, in the column order of the paper's Table 1.
 
-    Columns: MSE, PSNR, LSD, SI-SNR, PESQ, STOI, CDPAM, Wasserstein, then any
-    other metric of ``summary``; a metric missing from ``summary`` shows
-    ``n/a``. The first column holds ``title`` (e.g. the INR's name), so the
-    rows of several runs can be stacked into one table.
+    Columns: those of MSE, PSNR, LSD, SI-SNR, PESQ, STOI, CDPAM, Wasserstein
+    that ``summary`` holds, in that order, then any other metric of
+    ``summary``; metrics that were not computed (e.g. PESQ on music) are left
+    out rather than printed as ``n/a``. Pass ``columns`` to fix the column set
+    (a listed metric missing from ``summary`` then shows ``n/a``). The first
+    column holds ``title`` (e.g. the INR's name), so rows of several runs with
+    the same columns can be stacked into one table.
 
     Arguments
     ---------
@@ -557,6 +560,8 @@ def format_table(summary, title="", arrows=True):
         Row label.
     arrows : bool
         Append ↑ / ↓ (higher / lower is better) to the column names.
+    columns : list of str or None
+        Metric keys to show, in this order; None: the metrics of ``summary``.
 
     Returns
     -------
@@ -566,11 +571,19 @@ def format_table(summary, title="", arrows=True):
     Example
     -------
     >>> table = format_table({"mse": (1e-4, 2e-5), "psnr": (30.0, 1.5)}, "KAN")
-    >>> print(table.splitlines()[2].split(" | ")[:3])
-    ['| KAN', '1.00e-04 ± 2.00e-05', '30.00 ± 1.50']
+    >>> print(table.splitlines()[0])
+    | Model | MSE ↓ | PSNR ↑ |
+    >>> print(table.splitlines()[2])
+    | KAN | 1.00e-04 ± 2.00e-05 | 30.00 ± 1.50 |
+    >>> print(format_table({"psnr": (30.0, 1.5)}, "KAN", columns=["mse", "psnr"]).splitlines()[2])
+    | KAN | n/a | 30.00 ± 1.50 |
     """
-    known = {key for key, _, _ in TABLE_COLUMNS}
-    columns = list(TABLE_COLUMNS) + [(key, key, None) for key in summary if key not in known]
+    known = {key: (key, name, higher) for key, name, higher in TABLE_COLUMNS}
+    if columns is None:
+        keys = [key for key in known if key in summary] + [k for k in summary if k not in known]
+    else:
+        keys = list(columns)
+    columns = [known.get(key, (key, key, None)) for key in keys]
     header, cells = ["Model"], [title]
     for key, name, higher in columns:
         if arrows and higher is not None:
@@ -578,7 +591,7 @@ def format_table(summary, title="", arrows=True):
         header.append(name)
         if key in summary:
             mean, std = summary[key]
-            fmt = _FORMATS.get(key, ".2f")
+            fmt = METRIC_FORMATS.get(key, ".2f")
             cells.append(f"{mean:{fmt}} ± {std:{fmt}}")
         else:
             cells.append("n/a")

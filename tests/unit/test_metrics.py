@@ -214,14 +214,14 @@ def test_format_table_layout():
     summary = {"mse": (1e-4, 2e-5), "psnr": (30.0, 1.5), "pesq": (3.2, 0.1), "extra": (1.0, 0.0)}
     header, separator, row = M.format_table(summary, "SIREN").splitlines()
     names = [c.strip() for c in header.strip("|").split("|")]
-    assert names == [
-        "Model", "MSE ↓", "PSNR ↑", "LSD ↓", "SI-SNR ↑", "PESQ ↑", "STOI ↑",
-        "CDPAM ↓", "Wasserstein ↓", "extra",
-    ]
+    # only computed metrics, in the paper's order, extras last (no n/a columns)
+    assert names == ["Model", "MSE ↓", "PSNR ↑", "PESQ ↑", "extra"]
     assert separator.count("---") == len(names)
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[:4] == ["SIREN", "1.00e-04 ± 2.00e-05", "30.00 ± 1.50", "n/a"]
-    assert cells[5] == "3.200 ± 0.100"
+    assert cells == ["SIREN", "1.00e-04 ± 2.00e-05", "30.00 ± 1.50", "3.200 ± 0.100", "1.00 ± 0.00"]
+    fixed = M.format_table(summary, "SIREN", columns=["mse", "lsd", "pesq"]).splitlines()
+    assert [c.strip() for c in fixed[0].strip("|").split("|")] == ["Model", "MSE ↓", "LSD ↓", "PESQ ↑"]
+    assert [c.strip() for c in fixed[2].strip("|").split("|")][2] == "n/a"
     plain = M.format_table(summary, "SIREN", arrows=False).splitlines()[0]
     assert "↑" not in plain and "↓" not in plain
 
