@@ -14,6 +14,7 @@ it sees in a full-length fit; ``--grid 0`` gives each crop its own [-1, 1].
 Example::
 
     OMP_NUM_THREADS=2 python bench/rank_inrs.py --steps 1000 --clips 4 --crop 8192
+    python bench/rank_inrs.py --steps 300 --clips 1 --crop 6144 --metrics mse,psnr,lsd,si_snr,pesq
     python bench/rank_inrs.py --steps 3000 --folder my_audio/ --signals speech
 
 writes ``<out>.md`` (one table per signal) and ``<out>.csv``.
@@ -88,8 +89,10 @@ def noise_clips(count, crop, seed=0):
     return torch.stack(clips)
 
 
-def fit_target(name, wavs, steps, grid, seed=0):
+def fit_target(name, wavs, steps, grid, seed=0, overrides=None):
     """Fits every clip of ``wavs`` ``[B, N]`` with the target of ``hparams/inr/<name>.yaml``.
+
+    ``overrides`` (dict) changes keys of that YAML, e.g. ``{"first_omega": 1000.0}``.
 
     Returns
     -------
@@ -97,7 +100,7 @@ def fit_target(name, wavs, steps, grid, seed=0):
         (estimates ``[B, N]``, parameter count, wall seconds, final loss per clip)
     """
     with open(os.path.join(REPO, "hparams", "inr", f"{name}.yaml")) as f:
-        hparams = load_hyperpyyaml(f)
+        hparams = load_hyperpyyaml(f, overrides or {})
     torch.manual_seed(seed)
     nets = [hparams["target"]() for _ in range(wavs.shape[0])]  # a fresh init per clip
     net = nets[0]
@@ -125,12 +128,13 @@ def fit_target(name, wavs, steps, grid, seed=0):
 
 def markdown_table(signal, rows, args):
     """One Table-1 style table (mean ± std over clips) for one signal."""
-    head = ["INR (# params)"] + [m.upper().replace("_", "-") for m in METRICS] + ["wall s"]
-    lines = [f"**{signal}** ({args.clips} clips of {args.crop} samples, {args.steps} steps)", "",
+    head = ["INR (# params)"] + [m.upper().replace("_", "-") for m in args.metrics] + ["wall s"]
+    clips = f"{args.clips} clip" + ("s" if args.clips > 1 else "")
+    lines = [f"**{signal}** ({clips} of {args.crop} samples, {args.steps} steps)", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [f"{row['inr'].upper()} ({row['params']:,})"]
-        for m in METRICS:
+        for m in args.metrics:
             mean, std = row[m], row[m + "_std"]
             fmt = "{:.1e} ± {:.1e}" if m == "mse" else "{:.2f} ± {:.2f}"
             cells.append(fmt.format(mean, std))
@@ -150,8 +154,12 @@ def main(argv=None):
     parser.add_argument("--folder", default=CORPUS, help="audio folder of the speech clips")
     parser.add_argument("--signals", default=",".join(SIGNALS))
     parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--metrics", default=",".join(METRICS),
+                        help="STOI needs about 9,000 samples (30 frames at 10 kHz) after "
+                             "pystoi drops silent frames, PESQ 5,513")
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "rank_inrs"))
     args = parser.parse_args(argv)
+    args.metrics = tuple(args.metrics.split(","))
     if args.grid and args.grid < args.crop:
         parser.error(f"--grid {args.grid} is shorter than --crop {args.crop}")
     makers = {
@@ -166,16 +174,23 @@ def main(argv=None):
         for name in args.targets.split(","):
             estimates, params, seconds, _ = fit_target(name, wavs, args.steps, args.grid)
             summary = summarize(compute_metrics(predictions=estimates, targets=wavs,
-                                                sample_rate=SAMPLE_RATE, metrics=METRICS))
+                                                sample_rate=SAMPLE_RATE, metrics=args.metrics))
             row = {"signal": signal, "inr": name, "params": params, "seconds": seconds,
                    "steps": args.steps, "clips": args.clips, "crop": args.crop}
-            for m in METRICS:
+            for m in args.metrics:
                 row[m], row[m + "_std"] = summary[m]
             rows.append(row)
-            print(f"{signal} {name}: PSNR {row['psnr']:.2f} LSD {row['lsd']:.2f} "
-                  f"PESQ {row['pesq']:.2f} ({seconds:.0f} s)", flush=True)
+            scores = " ".join(f"{m.upper()} {row[m]:.3g}" for m in args.metrics)
+            print(f"{signal} {name}: {scores} ({seconds:.0f} s)", flush=True)
+            # Written after every target: an interrupted run keeps what it measured.
+            write_results(args, tables + [markdown_table(signal, rows, args)], csv_rows + rows,
+                          argv)
         tables.append(markdown_table(signal, rows, args))
         csv_rows.extend(rows)
+
+
+def write_results(args, tables, csv_rows, argv):
+    """Writes ``<out>.md`` (the tables so far) and ``<out>.csv`` (one row per fit)."""
     command = "python bench/rank_inrs.py " + " ".join(sys.argv[1:] if argv is None else argv)
     with open(args.out + ".md", "w") as f:
         f.write(f"# Target networks at a reduced budget\n\n`{command}`\n\n"
