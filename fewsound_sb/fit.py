@@ -19,7 +19,8 @@ and takes the first ``crop_length`` samples (deterministic), or, with
 ``--all_pieces``, every consecutive piece (ids ``<name>_piece003``)
 (:func:`fewsound_sb.dataio.prepare_clips`). Shorter files are zero-padded,
 longer ones cropped, and the log (a warning per file, pointing to
-``--all_pieces``) and results.csv say so. Unreadable files are reported by name (log
+``--all_pieces`` and to a trained model's ``fewsound-reconstruct``, which
+encodes whole files) and results.csv say so. Unreadable files are reported by name (log
 and a CSV row with status ``unreadable``) and skipped. Outputs are those of
 :mod:`fewsound_sb.fitting`; rerunning the same command resumes, and reuses a
 finished clip only if its file's content and every fit setting are the same
@@ -218,8 +219,9 @@ def main(argv=None):
         if clip.cropped:
             logger.warning(
                 "%s is longer than crop_length (%d samples): only its start is fitted (%s). "
-                "--all_pieces fits every %d-sample piece of the file", clip.path,
-                hparams["crop_length"], clip.note, hparams["crop_length"])
+                "--all_pieces fits every %d-sample piece of the file; a trained model's "
+                "Reconstructor (fewsound-reconstruct) encodes whole files of any length",
+                clip.path, hparams["crop_length"], clip.note, hparams["crop_length"])
     try:
         fit_from_hparams(clips, hparams, device=args.device or infer_device())
     except ValueError as err:

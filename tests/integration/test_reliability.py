@@ -182,6 +182,7 @@ def test_fit_log_is_ours_and_env_log_is_this_interpreter(tmp_path):
     assert "matplotlib.font_manager" not in log and "findfont" not in log
     assert "step 10/20" in log and "step 20/20" in log  # the loss every log_every steps
     assert "only its start is fitted" in log and "--all_pieces" in log  # 10 s file, 0.26 s fit
+    assert "fewsound-reconstruct" in log  # whole files: the trained model's Reconstructor
     env = (out / "env.log").read_text()
     assert f"Python: {sys.executable}" in env and "speechbrain: " in env
     assert "CUDA available: " in env and "torch==" in env
