@@ -26,27 +26,33 @@ test: venv
 	$(PY) -m pytest
 
 # FewSound-KAN on the embedded corpus, small enough for 2 CPU cores; then the table.
-# Sizes, lr 1e-4, no warm-up of f and the YAML's theta/H init ("target") are the
+# Crop 4096, E 8 channels, H [256,256], lr 1e-4 (lr_max_factor 1: the YAML's 25x
+# OneCycle peak, 2.5e-3 here, blew the loss up from 1.2 to 130 in 3 steps), no
+# augmentation, no warm-up of f and the YAML's theta/H init ("target") are the
 # setting that learnt on held-out speakers in bench/learning.py (bench/learning/README.md).
+# Batch 6 x 4096 samples stays on the KAN's eager path (no compile time for 48 steps).
+# The eval clips are 4096 samples (0.19 s): too short for PESQ (needs 0.25 s) and STOI,
+# so the training table leaves them out; the Reconstructor rows (1 s clip) have PESQ.
 # Dataset keys (--data_folder, --valid_speakers, --mic) come from recipes/VCTK/vctk.yaml,
 # model keys from the hparams YAML; both are overridden on the command line.
 DEMO := $(OUT)/demo_fewsound_kan
 DEMO_REFINE_STEPS ?= 50
 demo: venv
 	$(PY) recipes/VCTK/train.py hparams/fewsound_kan.yaml --data_folder tests/samples/VCTK-mini \
-		--output_folder $(DEMO) --crop_length 6144 --enc_norm channel \
+		--output_folder $(DEMO) --crop_length 4096 --enc_norm channel \
 		--enc_channels 8 --enc_output_channels 16 --hypernet_hidden [256,256] \
-		--g_output_dim 256 --g_kernel_size 1001 --warmup_epochs 0 --samples_per_epoch 64 \
-		--batch_size 8 --number_of_epochs 4 --lr 0.0001 --n_valid 16 --n_test 16 \
-		--valid_every 4 --num_workers 0 --ckpt_interval_minutes 0 \
-		--eval_metrics [mse,psnr,lsd,si_snr,pesq,stoi,wasserstein]
+		--g_output_dim 256 --g_kernel_size 1001 --warmup_epochs 0 \
+		--augment_phase_mangle_p 0 --dequantize False --samples_per_epoch 96 \
+		--batch_size 6 --number_of_epochs 3 --lr 0.0001 --lr_max_factor 1 \
+		--n_valid 8 --n_test 8 --n_examples 2 --valid_every 3 --num_workers 0 \
+		--ckpt_interval_minutes 0 --eval_metrics [mse,psnr,lsd,si_snr,wasserstein]
 	@cat $(DEMO)/eval/test_epoch*.md
 	@echo "Reconstructions (wav + png): $$(ls -d $(DEMO)/eval/test_epoch*/)"
 	# The trained model on a held-out speaker's clip, through the Reconstructor
 	# ($(DEMO)/inference, written at the end of training), without and with refinement.
 	$(PY) -m fewsound_sb.inference_cli --manifest $(DEMO)/save/test.json \
 		--data_folder tests/samples/VCTK-mini --model $(DEMO)/inference \
-		--output $(DEMO)/inference_demo --refine_steps $(DEMO_REFINE_STEPS) --max_seconds 2
+		--output $(DEMO)/inference_demo --refine_steps $(DEMO_REFINE_STEPS) --max_seconds 1
 
 # Single-clip KAN fits (paper Table 1 setting, 300 of the 10,000 steps) on 4 clips
 # (--data_folder and --n_clips are keys of recipes/VCTK/fit_inr.yaml).

@@ -17,11 +17,15 @@ speakers held out from training), the first ``--seconds`` of each.
 > python bench/bench_inference.py --model results/demo_fewsound_kan/inference \\
 >     --manifest results/demo_fewsound_kan/save/test.json \\
 >     --data_folder tests/samples/VCTK-mini --output bench/inference_results.md
+
+``--jobs N`` runs the (clip, start) fits in N worker processes of one thread each.
 """
 
 import argparse
+import concurrent.futures
 import json
 import math
+import multiprocessing
 import os
 import sys
 import time
@@ -42,6 +46,30 @@ def _mean(rows, key):
     return sum(values) / len(values) if values else float("nan")
 
 
+_MODEL = {}  # one loaded model per worker process
+
+
+def _run(task):
+    """One clip from one start: ``(start, rows, seconds, weights_info)`` (a worker's job)."""
+    model_dir, threads, clip_id, path, seconds, steps, start = task
+    torch.set_num_threads(threads)
+    if model_dir not in _MODEL:
+        _MODEL[model_dir] = Reconstructor.from_hparams(source=model_dir,
+                                                       overrides={"progress": False})
+    model = _MODEL[model_dir]
+    rate = model.hparams.sample_rate
+    wav = read_audio(path, rate)[: int(seconds * rate)]
+    started = time.time()
+    rows = refinement_rows(model, wav, steps, METRICS, ids=(clip_id,), start=start,
+                           dtypes=DTYPES)
+    elapsed = time.time() - started
+    out = [(count, dtype, dict(row, kbps=stored.bitrate() / 1000))
+           for count, dtype, row, _, stored in rows]
+    stored = rows[-1][4]
+    sys.stderr.write(f"{clip_id} from {start}: {elapsed:.0f} s\n")
+    return start, out, elapsed, (stored.num_params, stored.n_pieces, stored.piece_length)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True)
@@ -50,6 +78,9 @@ def main(argv=None):
     parser.add_argument("--n_clips", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--steps", default="0,10,100,1000")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="worker processes over the (clip, start) runs, 1 thread each "
+                             "(1: this process, OMP_NUM_THREADS threads)")
     parser.add_argument("--output", default="bench/inference_results.md")
     args = parser.parse_args(argv)
     steps = [int(s) for s in args.steps.split(",")]
@@ -57,22 +88,25 @@ def main(argv=None):
     rate = model.hparams.sample_rate
     with open(args.manifest, encoding="utf-8") as fin:
         entries = list(json.load(fin).items())[: args.n_clips]
+    threads = 1 if args.jobs > 1 else torch.get_num_threads()
+    tasks = [(args.model, threads, clip_id,
+              entry["wav"].replace("{data_root}", args.data_folder), args.seconds, steps, start)
+             for clip_id, entry in entries for start in ("hypernetwork", "scratch")]
+    started = time.time()
+    if args.jobs > 1:
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+            done = list(pool.map(_run, tasks))
+    else:
+        _MODEL[args.model] = model
+        done = [_run(task) for task in tasks]
+    wall = time.time() - started
     results = {"hypernetwork": {}, "scratch": {}}
     seconds = {"hypernetwork": 0.0, "scratch": 0.0}
-    weights_info = None
-    for clip_id, entry in entries:
-        wav = read_audio(entry["wav"].replace("{data_root}", args.data_folder), rate)
-        wav = wav[: int(args.seconds * rate)]
-        for start in results:
-            started = time.time()
-            rows = refinement_rows(model, wav, steps, METRICS, ids=(clip_id,), start=start,
-                                   dtypes=DTYPES)
-            seconds[start] += time.time() - started
-            for count, dtype, row, _, stored in rows:
-                row = dict(row, kbps=stored.bitrate() / 1000)
-                results[start].setdefault((count, dtype), []).append(row)
-                weights_info = (stored.num_params, stored.n_pieces, stored.piece_length)
-        sys.stderr.write(f"{clip_id} done\n")
+    for start, rows, elapsed, weights_info in done:
+        seconds[start] += elapsed
+        for count, dtype, row in rows:
+            results[start].setdefault((count, dtype), []).append(row)
 
     lines = [
         "# Inference: refinement and bitrate",
@@ -82,8 +116,10 @@ def main(argv=None):
         f"{model.hparams.overlap}); {len(entries)} held-out clips of `{args.manifest}` "
         f"(first {args.seconds:g} s each); refine_lr {model.hparams.refine_lr:g}, "
         f"weight decay {model.hparams.refine_weight_decay:g} for both starts. "
-        f"Wall time: hypernetwork start {seconds['hypernetwork']:.0f} s, scratch "
-        f"{seconds['scratch']:.0f} s (all step counts, all clips; 2 shared CPU cores).",
+        f"Wall time {wall:.0f} s ({args.jobs} process(es)); summed over clips: hypernetwork "
+        f"start {seconds['hypernetwork']:.0f} s, scratch {seconds['scratch']:.0f} s (all "
+        f"step counts; CPU, {os.cpu_count()} cores shared with other jobs, load average "
+        f"{os.getloadavg()[0]:.1f} at the end).",
         "",
         "## Refinement (fp32): mean over clips",
         "",

@@ -243,9 +243,6 @@ def refinement_rows(model, wav, steps, metrics, ids=("clip",), start="hypernetwo
         ``(steps, dtype, metric row, reconstruction, stored weights)`` per
         step count and dtype.
     """
-    import os
-    import tempfile
-
     import torch
 
     from fewsound_sb.dataio import peak_normalize
@@ -261,24 +258,28 @@ def refinement_rows(model, wav, steps, metrics, ids=("clip",), start="hypernetwo
                             eps=GAIN_EPS)
     fitter = model.refiner(0)
     out = []
-    with tempfile.TemporaryDirectory() as tmp:
-        state = os.path.join(tmp, "state.pt")
-        piece_ids = [f"{ids[0]}_{k}" for k in range(weights.n_pieces)]
-        for count in steps:
-            if count > 0 or initial is None:
-                fitter.n_steps = count
-                with torch.enable_grad():
-                    result = fitter.fit_batch(pieces, seeds=list(range(weights.n_pieces)),
-                                              ids=piece_ids, init_weights=initial,
-                                              state_path=state)
-                weights.weights = result.weights
-            for dtype in dtypes:
-                weights.dtype = dtype
-                stored = weights.as_stored()
-                rec = model.decode(stored, progress=False)
-                row = compute_metrics(predictions=rec[None], targets=wav[None],
-                                      sample_rate=hp.sample_rate, metrics=metrics)[0]
-                out.append((count, dtype, row, rec, stored))
+    piece_ids = [f"{ids[0]}_{k}" for k in range(weights.n_pieces)]
+    resume = None  # the previous count's weights and AdamW moments (fit_batch's start)
+    for count in steps:
+        if count > 0 or initial is None:
+            fitter.n_steps = count
+            with torch.enable_grad():
+                result = fitter.fit_batch(pieces, seeds=list(range(weights.n_pieces)),
+                                          ids=piece_ids, init_weights=initial, start=resume)
+            weights.weights = result.weights
+            moments = fitter.last_optimizer_state or {}
+            zeros = torch.zeros_like(result.weights)
+            resume = {"weights": result.weights, "step": result.steps,
+                      "exp_avg": moments.get("exp_avg", zeros),
+                      "exp_avg_sq": moments.get("exp_avg_sq", zeros),
+                      "history": result.history, "seconds": result.seconds}
+        for dtype in dtypes:
+            weights.dtype = dtype
+            stored = weights.as_stored()
+            rec = model.decode(stored, progress=False)
+            row = compute_metrics(predictions=rec[None], targets=wav[None],
+                                  sample_rate=hp.sample_rate, metrics=metrics)[0]
+            out.append((count, dtype, row, rec, stored))
     return out
 
 

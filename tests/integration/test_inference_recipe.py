@@ -92,3 +92,21 @@ def test_clis_on_trained_model(trained_run, tmp_path, capsys, monkeypatch):
     assert main_export([str(trained_run), "--output", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "hyperparams.yaml").read_text() == \
         (folder / "hyperparams.yaml").read_text()
+
+
+def test_refinement_rows_continue_one_fit(trained_run, monkeypatch):
+    """Rows after 0, 3, 6 steps are one continuous fit: the 6-step row is a straight 6-step fit."""
+    from fewsound_sb.dataio import read_audio
+    from fewsound_sb.inference import Reconstructor
+    from fewsound_sb.inference_cli import refinement_rows
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = Reconstructor.from_hparams(source=str(trained_run / "inference"),
+                                       overrides={"progress": False})
+    wav = read_audio(_held_out_file(trained_run), sample_rate=22050)[:4000]  # 2 pieces
+    for start in ("hypernetwork", "scratch"):
+        rows = refinement_rows(model, wav, [0, 3, 6], ["mse"], start=start)
+        mse = [row["mse"] for _, _, row, _, _ in rows]
+        assert mse[0] != mse[1] != mse[2], (start, mse)  # every count fits further
+        straight = refinement_rows(model, wav, [6], ["mse"], start=start)[0][3]
+        assert torch.allclose(rows[-1][3], straight, atol=1e-6), start
