@@ -200,7 +200,7 @@ def run(args):
         opt.step()
         if sched is not None:
             sched.step()
-        window.append(float(loss))
+        window.append(loss.item())
         if step % args.eval_every == 0 or step == args.steps:
             record(step, final=step == args.steps)
     return rows
@@ -250,26 +250,36 @@ def read_runs(output, names):
     return rows
 
 
+def _mean_std(vals):
+    """Mean and sample standard deviation (n - 1; 0 for one value)."""
+    mean = sum(vals) / len(vals)
+    if len(vals) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+
+
 def _curve(rows, variant, metric):
-    """Mean over runs of ``metric`` per step for one variant: (steps, values)."""
+    """Mean and std over runs of ``metric`` per step for one variant: (steps, means, stds)."""
     by_step = {}
     for row in rows:
         if row["variant"] == variant and row[metric] not in ("", "nan"):
             by_step.setdefault(int(row["step"]), []).append(float(row[metric]))
     steps = sorted(by_step)
-    return steps, [sum(by_step[s]) / len(by_step[s]) for s in steps]
+    stats = [_mean_std(by_step[s]) for s in steps]
+    return steps, [m for m, _ in stats], [d for _, d in stats]
 
 
 def plot(groups, output, path):
     """PNG of validation loss, MSE, SI-SNR and LSD against steps, one line per group
-    (mean over its runs), with silence (dotted) and FewSound θ-alone (dashed) references."""
+    (mean over its runs, ± std band), with silence (dotted), FewSound θ-alone (dashed) and
+    clip-blind (dash-dot, loss panel) references."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 4, figsize=(20, 4.5))
-    drawn = set()
+    drawn, silence_lsd = set(), None
     for i, group in enumerate(groups):
         names = group.split(",")
         rows = read_runs(output, names)
@@ -278,15 +288,25 @@ def plot(groups, output, path):
         color = f"C{i}"
         label = names[0].rsplit("_s", 1)[0]
         for ax, metric in zip(axes, ("loss", "mse", "si_snr", "lsd")):
-            ax.plot(*_curve(rows, "model", metric), color=color, label=label)
+            steps, mean, std = _curve(rows, "model", metric)
+            ax.plot(steps, mean, color=color, label=f"{label} ({len(names)} seeds)")
+            ax.fill_between(steps, [m - d for m, d in zip(mean, std)],
+                            [m + d for m, d in zip(mean, std)], color=color, alpha=0.2, lw=0)
             if rows[0]["head"] == "fewsound":
-                ax.plot(*_curve(rows, "theta", metric), color=color, ls="--", lw=1,
+                ax.plot(*_curve(rows, "theta", metric)[:2], color=color, ls="--", lw=1,
                         label=f"{label}: θ alone")
-            silence = _curve(rows, "silence", metric)
-            if metric in ("loss", "mse", "lsd") and silence[0] and metric not in drawn:
+            if metric == "loss":
+                ax.plot(*_curve(rows, "shuffled", metric)[:2], color=color, ls="-.", lw=1,
+                        label=f"{label}: clip-blind")
+            silence = _curve(rows, "silence", metric)[:2]
+            if metric == "lsd" and silence[1]:
+                silence_lsd = silence[1][0]  # off the scale: in the title instead
+            elif metric in ("loss", "mse") and silence[0] and metric not in drawn:
                 drawn.add(metric)  # once per panel, from the first run that has it
                 ax.plot(*silence, color="k", ls=":", label="silence")
-    for ax, title in zip(axes, ("validation loss", "MSE", "SI-SNR (dB)", "LSD")):
+    titles = ("validation loss", "MSE", "SI-SNR (dB)",
+              "LSD" + (f" (silence: {silence_lsd:.1f})" if silence_lsd is not None else ""))
+    for ax, title in zip(axes, titles):
         ax.set_title(title)
         ax.set_xlabel("step")
     axes[1].set_yscale("log")
@@ -296,8 +316,9 @@ def plot(groups, output, path):
 
 
 def summary(groups, output, path):
-    """Markdown table: the last evaluation of each group, mean ± std over its runs."""
-    lines = ["| run | seeds | loss | loss / silence | clip-blind loss | MSE | SI-SNR (dB) | LSD | PESQ | s |",
+    """Markdown table: the last evaluation of each group, mean ± sample std over its runs."""
+    lines = ["| run | seeds | loss | loss / silence | clip-blind / silence | MSE | SI-SNR (dB) | LSD "
+             "| PESQ | s |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for group in groups:
         names = group.split(",")
@@ -310,18 +331,23 @@ def summary(groups, output, path):
 
         def stat(variant, key, fmt):
             vals = [float(r[key]) for r in pick[variant] if r[key] not in ("", "nan")]
+            return fmt_stat(vals, fmt)
+
+        def fmt_stat(vals, fmt):
             if not vals:
                 return "n/a"
-            mean = sum(vals) / len(vals)
-            std = math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals))
+            mean, std = _mean_std(vals)
             return f"{mean:{fmt}} ± {std:{fmt}}" if len(vals) > 1 else f"{mean:{fmt}}"
 
-        ratio = [float(m["loss"]) / float(s["loss"]) for m, s in zip(pick["model"], pick["silence"])]
+        def ratio(variant):  # per run: loss / that run's silence loss
+            by_name = {r["name"]: float(r["loss"]) for r in pick["silence"]}
+            return [float(r["loss"]) / by_name[r["name"]] for r in pick[variant]]
+
         seconds = sum(float(r["seconds"]) for r in pick["model"]) / len(pick["model"])
         lines.append(
             f"| {names[0].rsplit('_s', 1)[0]} (step {last}) | {len(pick['model'])} | "
-            f"{stat('model', 'loss', '.4f')} | {sum(ratio) / len(ratio):.3f} | "
-            f"{stat('shuffled', 'loss', '.4f')} | {stat('model', 'mse', '.2e')} | "
+            f"{stat('model', 'loss', '.4f')} | {fmt_stat(ratio('model'), '.3f')} | "
+            f"{fmt_stat(ratio('shuffled'), '.3f')} | {stat('model', 'mse', '.2e')} | "
             f"{stat('model', 'si_snr', '.2f')} | {stat('model', 'lsd', '.3f')} | "
             f"{stat('model', 'pesq', '.2f')} | {seconds:.0f} |")
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
