@@ -37,7 +37,7 @@ setup(
     ],
     extras_require={
         "cdpam": ["cdpam", "resampy", "librosa"],
-        "dev": ["pytest", "pytest-timeout"],
+        "dev": ["pytest", "pytest-timeout", "tensorboard"],  # tensorboard: the recipe test reads the event files
         "tensorboard": ["tensorboard"],  # use_tensorboard: True in the recipe YAMLs
         "bench": ["flashkan", "inkan", "pykan", "pandas"],
     },
