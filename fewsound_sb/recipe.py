@@ -34,6 +34,7 @@ import os
 import sys
 
 import speechbrain as sb
+import torch
 from speechbrain.utils.distributed import infer_device, run_on_main
 from speechbrain.utils.logger import get_logger
 
@@ -211,6 +212,12 @@ def run_training(argv, dataset_yaml):
     brain.evaluate(
         datasets["test"], min_key="loss", test_loader_kwargs=hparams["valid_dataloader_opts"],
     )
+    # Under DDP, leave the process group before the interpreter exits: gloo's
+    # threads torn down at exit can abort a rank ("terminate called without an
+    # active exception") after a run that finished correctly.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return brain
 
 
