@@ -25,6 +25,7 @@ from speechbrain.utils.logger import get_logger
 
 from fewsound_sb.dataio import check_audio_files
 from fewsound_sb.files import write_text
+from fewsound_sb.preparation import check_folder
 
 logger = get_logger(__name__)
 
@@ -199,21 +200,12 @@ def _list_speakers(data_folder, mic):
     """
     if mic not in MICS:
         raise ValueError(f"mic must be one of {MICS}. Found: {mic!r}")
-    if not os.path.isdir(data_folder):
-        raise FileNotFoundError(
-            f"VCTK data folder not found: '{data_folder}'. Pass --data_folder "
-            "pointing at the VCTK-Corpus-0.92 root (the folder holding "
-            f"'{AUDIO_SUBFOLDER}/')."
-        )
+    check_folder(
+        data_folder, "VCTK-Corpus-0.92", [AUDIO_SUBFOLDER],
+        f"the VCTK-Corpus-0.92 root (holding '{AUDIO_SUBFOLDER}/<speaker>/<speaker>_<utt>_"
+        f"{mic}{AUDIO_EXTENSION}'; older releases with 'wav48/' are not supported)",
+    )
     audio_folder = os.path.join(data_folder, AUDIO_SUBFOLDER)
-    if not os.path.isdir(audio_folder):
-        raise ValueError(
-            f"'{data_folder}' is not a VCTK-Corpus-0.92 folder: expected "
-            f"'{audio_folder}/<speaker>/<speaker>_<utt>_{mic}{AUDIO_EXTENSION}'. "
-            f"Found: {sorted(os.listdir(data_folder))[:10]}. Pass --data_folder "
-            "pointing at the VCTK-Corpus-0.92 root (older releases with 'wav48/' "
-            "are not supported)."
-        )
     speakers = []
     for spk in sorted(os.listdir(audio_folder)):
         if not os.path.isdir(os.path.join(audio_folder, spk)):
