@@ -201,7 +201,7 @@ def _list_speakers(data_folder, mic):
     if mic not in MICS:
         raise ValueError(f"mic must be one of {MICS}. Found: {mic!r}")
     check_folder(
-        data_folder, "VCTK-Corpus-0.92", [AUDIO_SUBFOLDER],
+        data_folder, "VCTK", [AUDIO_SUBFOLDER],
         f"the VCTK-Corpus-0.92 root (holding '{AUDIO_SUBFOLDER}/<speaker>/<speaker>_<utt>_"
         f"{mic}{AUDIO_EXTENSION}'; older releases with 'wav48/' are not supported)",
     )
