@@ -532,16 +532,18 @@ class FINER(_MLPINR):
         return x
 
 
-def complex_linear(real, imag, weight, bias):
-    """Complex affine map ``W x + b`` in real arithmetic (one real GEMM).
+def complex_linear(x, weight, bias):
+    """Complex affine map ``W x + b`` in real arithmetic, on concatenated parts (one real GEMM).
 
-    With ``x = a + ib`` and ``W = P + iQ``: ``Re = Pa − Qb + Re(bias)``,
-    ``Im = Qa + Pb + Im(bias)``, computed as ``[a, b] @ [[Pᵀ, Qᵀ], [−Qᵀ, Pᵀ]]``.
+    With ``x = a + ib`` held as ``[a | b]`` and ``W = P + iQ``: ``Re = Pa − Qb +
+    Re(bias)``, ``Im = Qa + Pb + Im(bias)``, computed as ``[a | b] @ [[Pᵀ, Qᵀ],
+    [−Qᵀ, Pᵀ]]`` and returned as ``[Re | Im]``, the layout
+    :func:`gabor_wavelet` takes, so no layer splits or joins its parts.
 
     Arguments
     ---------
-    real, imag : torch.Tensor
-        Real and imaginary parts of the input, ``[Bx, T, in]`` each.
+    x : torch.Tensor
+        ``[B, T, 2·in]``: real parts, then imaginary parts.
     weight : torch.Tensor
         ``[B, out, in, 2]`` (real, imaginary last) or complex ``[B, out, in]``.
     bias : torch.Tensor
@@ -549,16 +551,15 @@ def complex_linear(real, imag, weight, bias):
 
     Returns
     -------
-    tuple of torch.Tensor
-        Real and imaginary parts of the output, ``[B, T, out]`` each.
+    torch.Tensor
+        ``[B, T, 2·out]``: real parts, then imaginary parts.
 
     Example
     -------
     >>> w = torch.tensor([[[[1.0, 2.0]]]])  # 1 + 2i
     >>> b = torch.tensor([[[0.5, -0.5]]])  # 0.5 - 0.5i
-    >>> re, im = complex_linear(torch.full((1, 1, 1), 3.0), torch.full((1, 1, 1), 4.0), w, b)
-    >>> float(re), float(im)  # (1 + 2i)(3 + 4i) + 0.5 - 0.5i = -4.5 + 9.5i
-    (-4.5, 9.5)
+    >>> complex_linear(torch.tensor([[[3.0, 4.0]]]), w, b)  # (1 + 2i)(3 + 4i) + 0.5 - 0.5i
+    tensor([[[-4.5000,  9.5000]]])
     """
     if weight.is_complex():
         weight, bias = torch.view_as_real(weight), torch.view_as_real(bias)
@@ -566,23 +567,66 @@ def complex_linear(real, imag, weight, bias):
     block = torch.cat(
         [torch.cat([w_re, -w_im], dim=-1), torch.cat([w_im, w_re], dim=-1)], dim=-2
     )  # [B, 2out, 2in]
-    z = linear(torch.cat([real, imag], dim=-1), block, torch.cat([bias[..., 0], bias[..., 1]], -1))
-    out = w_re.shape[-2]
-    return z[..., :out], z[..., out:]
+    bias = torch.cat([bias[..., 0], bias[..., 1]], dim=-1).unsqueeze(-2)  # [B, 1, 2out]
+    if x.shape[0] != block.shape[0]:
+        x = x.expand(block.shape[0], *x.shape[1:])
+    return torch.baddbmm(bias, x, block.transpose(-1, -2))
 
 
-def gabor_wavelet(real, imag, omega, scale):
+class _GaborWavelet(torch.autograd.Function):
+    """:func:`gabor_wavelet` with a hand-written backward.
+
+    Autograd of the elementwise formula keeps about ten intermediate tensors
+    per layer and makes as many passes; this saves the input and the output
+    only. With ``z = a + ib``, output ``u + iv = m·(cos ωa + i sin ωa)``,
+    ``m = exp(−ωb − s²(a² + b²))`` and incoming gradients ``(g_u, g_v)``:
+    ``p = g_u u + g_v v``, ``q = g_v u − g_u v``, ``∂a = ωq − 2s²a·p``,
+    ``∂b = −(ω + 2s²b)·p``.
+    """
+
+    @staticmethod
+    def forward(ctx, z, omega, scale):
+        n = z.shape[-1] // 2
+        a, b = z[..., :n], z[..., n:]
+        s2 = scale * scale
+        magnitude = torch.exp(torch.addcmul(torch.addcmul(b * -omega, a, a, value=-s2), b, b, value=-s2))
+        phase = a * omega
+        out = torch.empty_like(z)
+        torch.mul(torch.cos(phase), magnitude, out=out[..., :n])
+        torch.mul(torch.sin(phase, out=phase), magnitude, out=out[..., n:])
+        ctx.save_for_backward(z, out)
+        ctx.omega, ctx.s2 = omega, s2
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, out = ctx.saved_tensors
+        omega, s2 = ctx.omega, ctx.s2
+        n = z.shape[-1] // 2
+        a, b = z[..., :n], z[..., n:]
+        u, v = out[..., :n], out[..., n:]
+        g_u, g_v = grad[..., :n], grad[..., n:]
+        p = torch.addcmul(g_u * u, g_v, v)
+        q = torch.addcmul(g_v * u, g_u, v, value=-1.0)
+        grad_z = torch.empty_like(z)
+        torch.add(q * omega, a * p, alpha=-2.0 * s2, out=grad_z[..., :n])
+        torch.mul(torch.add(b * (-2.0 * s2), -omega), p, out=grad_z[..., n:])
+        return grad_z, None, None
+
+
+def gabor_wavelet(z, omega, scale):
     """WIRE's complex Gabor wavelet ``exp(iωz − |s z|²)`` in real arithmetic.
 
     With ``z = a + ib``: ``exp(−ωb − s²(a² + b²)) · (cos ωa + i sin ωa)``.
     Both ω and s multiply the pre-activation z itself (Saragadam et al.'s
     code): the wavelet oscillates at ω radians per unit of z under a Gaussian
-    of width 1/s in z.
+    of width 1/s in z. The backward is hand-written (:class:`_GaborWavelet`):
+    two saved tensors per layer instead of autograd's ten.
 
     Arguments
     ---------
-    real, imag : torch.Tensor
-        Real and imaginary parts of the pre-activation z.
+    z : torch.Tensor
+        ``[..., 2n]``: real parts, then imaginary parts of the pre-activation.
     omega : float
         Frequency ω.
     scale : float
@@ -590,20 +634,18 @@ def gabor_wavelet(real, imag, omega, scale):
 
     Returns
     -------
-    tuple of torch.Tensor
-        Real and imaginary parts of the activation.
+    torch.Tensor
+        ``[..., 2n]``: real parts, then imaginary parts of the activation.
 
     Example
     -------
-    >>> z = torch.tensor([0.1]), torch.tensor([0.02])
-    >>> re, im = gabor_wavelet(*z, omega=10.0, scale=2.0)
+    >>> z = torch.tensor([0.1, 0.02])  # 0.1 + 0.02i
+    >>> re, im = gabor_wavelet(z, omega=10.0, scale=2.0)
     >>> value = torch.exp(1j * 10.0 * torch.complex(*z) - (2.0 * torch.complex(*z)).abs() ** 2)
     >>> f"{float(re):.6f} {float(im):.6f} | {value.real.item():.6f} {value.imag.item():.6f}"
     '0.424337 0.660866 | 0.424337 0.660866'
     """
-    magnitude = torch.exp(-omega * imag - scale**2 * (real.square() + imag.square()))
-    phase = omega * real
-    return magnitude * torch.cos(phase), magnitude * torch.sin(phase)
+    return _GaborWavelet.apply(z, omega, scale)
 
 
 @register_inr("wire")
@@ -656,14 +698,25 @@ class WIRE(_MLPINR):
         self._build_mlp(1, hidden_sizes, complex_from=1)
         self._sine_init(hidden_omega)
 
+    def activation_width(self):
+        """Real and imaginary parts side by side: twice the widest layer."""
+        return 2 * max(self.sizes)
+
     def forward_params(self, t, params):
-        z = linear(t, params["w0"], params["b0"])
-        real, imag = gabor_wavelet(z, torch.zeros_like(z), self.first_omega, self.scale)
-        for i in range(1, self.n_layers):
-            real, imag = complex_linear(real, imag, params[f"w{i}"], params[f"b{i}"])
-            if i < self.n_layers - 1:
-                real, imag = gabor_wavelet(real, imag, self.hidden_omega, self.scale)
-        return real
+        z = linear(t, params["w0"], params["b0"])  # [B, T, n], real
+        # first activation of a real z (b = 0): exp(−s²a²)·(cos ωa + i sin ωa)
+        magnitude = torch.exp(z.square() * -(self.scale**2))
+        phase = z * self.first_omega
+        x = torch.cat([magnitude * torch.cos(phase), magnitude * torch.sin(phase)], dim=-1)
+        for i in range(1, self.n_layers - 1):
+            z = complex_linear(x, params[f"w{i}"], params[f"b{i}"])  # [B, T, 2n]
+            x = gabor_wavelet(z, self.hidden_omega, self.scale)
+        # output: the real part only, Re = P a − Q b + Re(bias)
+        weight, bias = params[f"w{self.n_layers - 1}"], params[f"b{self.n_layers - 1}"]
+        if weight.is_complex():
+            weight, bias = torch.view_as_real(weight), torch.view_as_real(bias)
+        real_rows = torch.cat([weight[..., 0], -weight[..., 1]], dim=-1)  # [B, out, 2in]
+        return linear(x, real_rows, bias[..., 0])
 
 
 @register_inr("kan")
