@@ -11,11 +11,20 @@ inference) and timed apart ("G(θ) once"). Stages: encode = E; decode = H (with
 the cached G(θ)) + the target on the time grid. The real-time factor of a
 stage is its compute time / the audio duration of the batch (below 1: faster
 than real time; "x real time" is its inverse).
+
+The roofline: the floating-point operations of one piece per stage (counted
+by ``torch.utils.flop_counter``: convolutions and matrix products) and the
+rate of a large fp32 matrix product on the same threads (``gemm_gflops``).
+Their ratio is the fastest any implementation of these models could run on
+the machine, whatever the kernels, as long as it computes in fp32.
 """
+
+import copy
+import time
 
 import torch
 
-from bench.common import interleaved_medians
+from bench.common import interleaved_medians, sync
 from fewsound_sb.lobes.soundstream import SoundStreamEncoder
 from fewsound_sb.nnet.hyper import FewSoundHead, count_parameters
 from fewsound_sb.nnet.inr import build_inr, time_grid
@@ -38,6 +47,29 @@ def build(quick=False, compile=False):
     encoder = SoundStreamEncoder()
     head = FewSoundHead(build_inr("kan", compile=compile), encoder_dim=encoder.output_dim)
     return encoder, head, encoder.input_length
+
+
+def gemm_gflops(device="cpu", size=2048, repeats=10):
+    """The machine's fp32 matrix-product rate on the current threads, GFLOP/s (best of ``repeats``)."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    best = float("inf")
+    for _ in range(repeats + 2):
+        sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def count_flops(fn):
+    """Floating-point operations of ``fn()`` (torch.utils.flop_counter: matmuls and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
 
 
 def run(repeats, warmup, device="cpu", quick=False, batches=(1, 8), compile=False):
@@ -74,6 +106,20 @@ def run(repeats, warmup, device="cpu", quick=False, batches=(1, 8), compile=Fals
         hyper()
         fns.update({f"encode E, n={n}": encode, f"decode H, n={n}": hyper, f"decode target, n={n}": target})
     times = interleaved_medians(fns, repeats, warmup, device)
+    n0 = batches[0]  # operations per piece, from the first batch size
+    # compiled kernels bypass the FLOP counter: count the target on its eager path
+    eager_target = copy.deepcopy(head.target)
+    eager_target.compile, eager_target._compile_ok = False, False
+
+    def eager_decode():
+        with torch.inference_mode():
+            eager_target.forward_flat(t, state[f"weights {n0}"])
+
+    flops = {
+        "encode": count_flops(fns[f"encode E, n={n0}"]) / n0,
+        "decode": (count_flops(fns[f"decode H, n={n0}"]) + count_flops(eager_decode)) / n0,
+    }
+    rate = gemm_gflops(device)
     stages = {}
     for n in batches:
         audio_s = n * duration_s
@@ -103,5 +149,8 @@ def run(repeats, warmup, device="cpu", quick=False, batches=(1, 8), compile=Fals
         "stages": stages,
         "g_once_ms": times["G(θ) once"]["median_ms"],
         "rtf": stages[str(batches[0])]["rtf_total"],
+        "flops_per_piece": flops,
+        "gemm_gflops": rate,
+        "floor_ms_per_piece": 1000.0 * (flops["encode"] + flops["decode"]) / (rate * 1e9),
         "output_shape": list(state[f"wav {batches[0]}"].shape),
     }

@@ -221,6 +221,7 @@ def render_fit(fit):
         return []
     batches = [str(b) for b in fit["batches"]]
     ref = fit["rows"].get("kan")
+    ref_compiled = fit["rows"].get("kan-compiled")
     lines = [
         f"## Fitting throughput, all targets (forward_flat on [B, P], {fit['points']} points, "
         "FewSoundLoss L1 + MR mel STFT, AdamW)",
@@ -231,15 +232,18 @@ def render_fit(fit):
         "",
         "| target | P | " + " | ".join(f"clip-steps/s B={b}" for b in batches)
         + f" | B={batches[-1]} vs B=1 | step vs KAN (B={batches[-1]}) | "
+        + (f"step vs compiled KAN (B={batches[-1]}) | " if ref_compiled else "")
         + " | ".join(f"peak MB B={b}" for b in batches) + " | "
         + " | ".join(f"loss share B={b}" for b in batches) + " |",
-        "|---|---|" + "---|" * (3 * len(batches) + 2),
+        "|---|---|" + "---|" * (3 * len(batches) + 2 + bool(ref_compiled)),
     ]
     for name, entry in fit["rows"].items():
         cells = entry["batches"]
         speed = [cells[b]["clip_steps_per_s"] for b in batches]
         gain = speed[-1] / speed[0]
         vs_kan = (ref["batches"][batches[-1]]["clip_steps_per_s"] / speed[-1]) if ref else None
+        vs_compiled = (ref_compiled["batches"][batches[-1]]["clip_steps_per_s"] / speed[-1]
+                       if ref_compiled else None)
         peaks = []
         for b in batches:
             mem = cells[b].get("memory", {})
@@ -247,7 +251,8 @@ def render_fit(fit):
         shares = [f"{100 * cells[b]['loss_share']:.0f}%" for b in batches]
         lines.append(
             f"| {name} | {entry['num_params']:,} | " + " | ".join(_fmt(v, 2) for v in speed)
-            + f" | {gain:.2f}x | {_fmt(vs_kan, 2)} | " + " | ".join(peaks) + " | " + " | ".join(shares) + " |"
+            + f" | {gain:.2f}x | {_fmt(vs_kan, 2)} | "
+            + (f"{_fmt(vs_compiled, 2)} | " if ref_compiled else "") + " | ".join(peaks) + " | " + " | ".join(shares) + " |"
         )
     lines += ["", "Time chunks per call (CPU; `FunctionalINR.chunk_size`): " + "; ".join(
         f"{name} " + "/".join(str(entry["batches"][b]["chunk"]) for b in batches)
@@ -278,6 +283,21 @@ def render_fewsound(few):
             f"{_fmt(st['decode_target_ms'])} | {st['rtf_encode']:.3f} | {st['rtf_decode']:.3f} | "
             f"{st['rtf_total']:.3f} | {1 / st['rtf_total']:.1f} |"
         )
+    if "flops_per_piece" in few:
+        ops = few["flops_per_piece"]
+        n0 = next(iter(few["stages"]))
+        st = few["stages"][n0]
+        floor = few["floor_ms_per_piece"]
+        lines += [
+            "",
+            f"Roofline: one piece is {ops['encode'] / 1e9:.2f} GFLOP to encode and "
+            f"{ops['decode'] / 1e9:.2f} GFLOP to decode (torch.utils.flop_counter); at n = {n0} the "
+            f"stages run at {ops['encode'] / st['encode_ms'] / 1e6:.1f} and "
+            f"{ops['decode'] / st['decode_ms'] / 1e6:.1f} GFLOP/s. A large fp32 matrix product runs at "
+            f"{few['gemm_gflops']:.1f} GFLOP/s on the same threads, so no fp32 implementation of these "
+            f"models can take less than {floor:.1f} ms per piece here: at most "
+            f"{few['duration_s'] * 1000 / floor:.0f}x real time.",
+        ]
     lines.append("")
     return lines
 

@@ -159,8 +159,12 @@ class FewSoundBrain(sb.Brain):
     A NaN/inf training loss stops the run (``FloatingPointError`` naming the
     step and the batch's clip ids) after checkpointing the last good state.
 
-    Validation computes the loss every epoch, with ``silence_loss`` (the loss
-    of a silent output on the same clips: a model that learns ends below it); the metric table (Markdown +
+    Validation computes the loss every epoch with two references on the same
+    clips: ``silence_loss`` (a silent output, i.e. learning nothing) and
+    ``clip_blind_loss`` (each clip decoded from the embedding of another clip
+    of its batch, rolled by one: what a model that ignores its input reaches).
+    A model that learns ends below both; one that collapses to silence or to
+    a clip-independent output does not. The metric table (Markdown +
     CSV under ``eval_folder``) and example reconstructions (wav + PNG) are
     made every ``valid_every`` epochs, at the last epoch, and at test time.
     """
@@ -303,11 +307,16 @@ class FewSoundBrain(sb.Brain):
         weights = head(embedding)  # [B, P]
         t = time_grid(wavs.shape[1], device=wavs.device, dtype=weights.dtype)  # [T, 1]
         x_hat = self.hparams.target.forward_flat(t, weights)  # [B, T, 1]
-        return x_hat.squeeze(-1), {"weights": weights}
+        extras = {"weights": weights}
+        if stage != sb.Stage.TRAIN and wavs.shape[0] > 1:
+            # clip-blind reference: every clip decoded from its neighbour's embedding
+            blind = self.hparams.target.forward_flat(t, head(embedding.roll(1, dims=0)))
+            extras["clip_blind"] = blind.squeeze(-1)
+        return x_hat.squeeze(-1), extras
 
     def compute_objectives(self, predictions, batch, stage):
         """The paper's loss; metrics and examples at evaluation epochs."""
-        x_hat, _ = predictions
+        x_hat, extras = predictions
         wavs, lens = batch.sig  # [B, T], relative lengths [B]
         valid = getattr(batch, "length", None)  # the pipeline's: < 1 for a zero-padded short clip
         if valid is not None:
@@ -324,6 +333,11 @@ class FewSoundBrain(sb.Brain):
             # reference: the loss of a silent output (learning nothing) on the same clips
             silence = self.hparams.loss(predictions=torch.zeros_like(wavs), targets=wavs, length=lens)
             self.silence_loss_sum += float(silence)
+            if "clip_blind" in extras:
+                blind = self.hparams.loss(
+                    predictions=extras["clip_blind"].float(), targets=wavs, length=lens)
+                self.clip_blind_loss_sum += float(blind)
+                self.clip_blind_batches += 1
         if stage != sb.Stage.TRAIN and (self.evaluating or self._tensorboard() is not None):
             self._collect_examples(batch, wavs, x_hat)
         if stage != sb.Stage.TRAIN and self.evaluating:
@@ -434,6 +448,8 @@ class FewSoundBrain(sb.Brain):
         self.metric_rows = []
         self.examples = []
         self.silence_loss_sum = 0.0
+        self.clip_blind_loss_sum = 0.0
+        self.clip_blind_batches = 0
         self.skipped_items = 0
         self.stage_batches = 0
 
@@ -452,6 +468,8 @@ class FewSoundBrain(sb.Brain):
             stats["loss"] = self._gather_evaluation(stage_loss)
         if self.stage_batches:  # this process's batches (DDP: its shard)
             stats["silence_loss"] = self.silence_loss_sum / self.stage_batches
+        if self.clip_blind_batches:  # batches of two clips or more
+            stats["clip_blind_loss"] = self.clip_blind_loss_sum / self.clip_blind_batches
         if self.evaluating:
             summary = summarize(self.metric_rows)
             stats.update({name: mean for name, (mean, _) in summary.items()})
