@@ -44,6 +44,7 @@ from fewsound_sb.losses import FewSoundLoss  # noqa: E402
 from fewsound_sb.metrics import compute_metrics, summarize  # noqa: E402
 from fewsound_sb.nnet.hyper import FewSoundHead, HyperSoundHead  # noqa: E402
 from fewsound_sb.nnet.inr import KAN, time_grid  # noqa: E402
+from fewsound_sb.schedules import SCHEDULES, lr_schedule  # noqa: E402
 
 METRICS = ("mse", "si_snr", "lsd")
 FIELDS = ("name", "head", "seed", "step", "variant", "loss", "mse", "si_snr", "lsd", "pesq",
@@ -159,11 +160,7 @@ def run(args):
     encoder, head = build(args)
     params = [p for m in (encoder, head) for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
-    sched = None
-    if args.schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=args.lr * args.lr_max_factor, div_factor=args.lr_max_factor,
-            pct_start=args.lr_pct_start, total_steps=args.steps)
+    sched = lr_schedule(opt, args.steps, args.schedule, args.lr_max_factor, args.lr_pct_start)
     loss_fn = FewSoundLoss(sample_rate=args.sample_rate)
     t = time_grid(args.crop)
     out = Path(args.output)
@@ -198,8 +195,7 @@ def run(args):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
         opt.step()
-        if sched is not None:
-            sched.step()
+        sched.step()
         window.append(loss.item())
         if step % args.eval_every == 0 or step == args.steps:
             record(step, final=step == args.steps)
@@ -381,7 +377,8 @@ def parse_args(argv=None):
     add("--steps_per_epoch", type=int, default=25, help="steps of one 'epoch' for the warm-up")
     add("--lr", type=float, default=1e-4)
     add("--weight_decay", type=float, default=0.01)
-    add("--schedule", choices=("constant", "onecycle"), default="constant")
+    add("--schedule", choices=SCHEDULES, default="constant",
+        help="fewsound_sb.schedules.lr_schedule: the recipe YAML's lr_schedule")
     add("--lr_max_factor", type=float, default=25.0)
     add("--lr_pct_start", type=float, default=0.05)
     add("--max_grad_norm", type=float, default=1000.0)

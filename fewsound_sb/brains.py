@@ -466,10 +466,14 @@ class FewSoundBrain(sb.Brain):
             return
         if is_distributed_initialized():
             stats["loss"] = self._gather_evaluation(stage_loss)
-        if self.stage_batches:  # this process's batches (DDP: its shard)
-            stats["silence_loss"] = self.silence_loss_sum / self.stage_batches
-        if self.clip_blind_batches:  # batches of two clips or more
-            stats["clip_blind_loss"] = self.clip_blind_loss_sum / self.clip_blind_batches
+        # references over all batches (DDP: summed over the processes' shards)
+        silence_sum, batches = self._sum_over_processes((self.silence_loss_sum, self.stage_batches))
+        blind_sum, blind_batches = self._sum_over_processes(
+            (self.clip_blind_loss_sum, self.clip_blind_batches))  # batches of two clips or more
+        if batches:
+            stats["silence_loss"] = silence_sum / batches
+        if blind_batches:
+            stats["clip_blind_loss"] = blind_sum / blind_batches
         if self.evaluating:
             summary = summarize(self.metric_rows)
             stats.update({name: mean for name, (mean, _) in summary.items()})
@@ -544,11 +548,14 @@ class FewSoundBrain(sb.Brain):
 
     # ---------------------------------------------------------------- DDP --
     def _sum_over_processes(self, value):
-        """``value`` summed over the DDP processes (itself without DDP)."""
+        """``value`` (a number or a tuple of numbers) summed over the DDP
+        processes (itself without DDP)."""
         if not is_distributed_initialized():
             return value
         totals = [None] * torch.distributed.get_world_size()
         torch.distributed.all_gather_object(totals, value)
+        if isinstance(value, tuple):
+            return tuple(sum(parts) for parts in zip(*totals))
         return sum(totals)
 
     def _gather_evaluation(self, stage_loss):

@@ -81,7 +81,7 @@ def _tiny_dataset(folder, n, sample_rate, length):
 
 def test_brain_steps_schedule_per_batch_and_warms_up(tmp_path):
     overrides = dict(TINY, output_folder=str(tmp_path), number_of_epochs=3, valid_every=2,
-                     g_output_dim=4, g_kernel_size=5, warmup_epochs=4,
+                     g_output_dim=4, g_kernel_size=5, warmup_epochs=4, lr_schedule="onecycle",
                      kan_encoding_length=2, kan_hidden=[4], kan_grid_size=3)
     hparams = load("fewsound_kan", overrides)
     dataset = _tiny_dataset(str(tmp_path), 4, hparams["sample_rate"], 2500)
