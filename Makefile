@@ -32,7 +32,7 @@ test: venv
 # 4,096 samples, E with 8 channels and per-frame norm, H [256, 256], G 1001 -> 256,
 # and the 19,908-weight KAN of the HyperSound YAML (PE 8, [48, 12, 6]), which starts
 # using the clip within about 100 steps where the 33,768-weight one can take 300
-# (tests/integration/test_train_recipe.py). 300 steps of batch 8, validation on the 24
+# (tests/integration/test_train_recipe.py). 400 steps of batch 8, validation on the 24
 # clips of the 4 held-out speakers after each 100 steps, with the silence and
 # clip-blind references in train_log.txt. The eval clips are 4,096 samples (0.19 s):
 # too short for PESQ (0.25 s) and STOI, so the table leaves them out; the
@@ -46,8 +46,8 @@ demo: venv
 		--output_folder $(DEMO) --crop_length 4096 --enc_norm channel \
 		--enc_channels 8 --enc_output_channels 16 --hypernet_hidden [256,256] \
 		--g_output_dim 256 --g_kernel_size 1001 --kan_encoding_length 8 --kan_hidden [48,12,6] \
-		--samples_per_epoch 800 --batch_size 8 --number_of_epochs 3 --valid_speakers 4 \
-		--n_valid 24 --n_test 24 --n_examples 2 --valid_every 3 --num_workers 0 \
+		--samples_per_epoch 800 --batch_size 8 --number_of_epochs 4 --valid_speakers 4 \
+		--n_valid 24 --n_test 24 --n_examples 2 --valid_every 4 --num_workers 0 \
 		--ckpt_interval_minutes 0 --eval_metrics [mse,psnr,lsd,si_snr,wasserstein]
 	@cat $(DEMO)/train_log.txt
 	@cat $(DEMO)/eval/test_epoch*.md
