@@ -81,6 +81,23 @@ def make_loss_step(batch, points, device, seed=0):
     return step
 
 
+def step_gflop(row, points, device="cpu"):
+    """GFLOP of one clip-step (forward + backward of one clip, ``torch.utils.flop_counter``).
+
+    Counted on the eager path (a compiled kernel is invisible to the counter;
+    ``kan-compiled`` does the same arithmetic as ``kan``).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    name, overrides = TARGETS[row]
+    if overrides.get("compile"):
+        row = next(r for r, (n, o) in TARGETS.items() if n == name and not o.get("compile"))
+    step = make_fit_step(build_target(row), 1, points, device)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops() / 1e9
+
+
 def run(batches, points, repeats, warmup, device="cpu", targets=None):
     """Median step time, clip-steps/s and the loss's share, per target and batch size (all interleaved)."""
     targets = list(targets or TARGETS)
@@ -95,7 +112,8 @@ def run(batches, points, repeats, warmup, device="cpu", targets=None):
     for row in targets:
         name, overrides = TARGETS[row]
         entry = {"target": name, "overrides": {k: str(v) for k, v in overrides.items()},
-                 "num_params": nets[row].num_params, "batches": {}}
+                 "num_params": nets[row].num_params, "batches": {},
+                 "gflop_per_clip_step": step_gflop(row, points, device)}
         for b in batches:
             step = times[f"{row} B={b}"]
             loss = times[f"loss B={b}"]

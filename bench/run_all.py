@@ -228,14 +228,17 @@ def render_fit(fit):
         "",
         "clip-steps/s (higher is better); B = 1 is what fitting the clips one by one costs. "
         "Peak MB: RSS high-water mark a fitting step adds, fresh process per cell. "
-        "Loss share: loss forward + backward alone / whole step.",
+        "Loss share: loss forward + backward alone / whole step. GFLOP / clip-step: forward + backward "
+        "of one clip (torch.utils.flop_counter: matrix products; the same arithmetic for kan and "
+        "kan-compiled); GFLOP/s: that times the clip-steps/s at the largest B.",
         "",
         "| target | P | " + " | ".join(f"clip-steps/s B={b}" for b in batches)
         + f" | B={batches[-1]} vs B=1 | step vs KAN (B={batches[-1]}) | "
         + (f"step vs compiled KAN (B={batches[-1]}) | " if ref_compiled else "")
         + " | ".join(f"peak MB B={b}" for b in batches) + " | "
-        + " | ".join(f"loss share B={b}" for b in batches) + " |",
-        "|---|---|" + "---|" * (3 * len(batches) + 2 + bool(ref_compiled)),
+        + " | ".join(f"loss share B={b}" for b in batches)
+        + f" | GFLOP / clip-step | GFLOP/s B={batches[-1]} |",
+        "|---|---|" + "---|" * (3 * len(batches) + 4 + bool(ref_compiled)),
     ]
     for name, entry in fit["rows"].items():
         cells = entry["batches"]
@@ -252,7 +255,9 @@ def render_fit(fit):
         lines.append(
             f"| {name} | {entry['num_params']:,} | " + " | ".join(_fmt(v, 2) for v in speed)
             + f" | {gain:.2f}x | {_fmt(vs_kan, 2)} | "
-            + (f"{_fmt(vs_compiled, 2)} | " if ref_compiled else "") + " | ".join(peaks) + " | " + " | ".join(shares) + " |"
+            + (f"{_fmt(vs_compiled, 2)} | " if ref_compiled else "") + " | ".join(peaks)
+            + " | " + " | ".join(shares) + f" | {_fmt(entry.get('gflop_per_clip_step'), 2)} | "
+            + f"{_fmt(entry.get('gflop_per_clip_step', 0) * speed[-1] or None, 1)} |"
         )
     lines += ["", "Time chunks per call (CPU; `FunctionalINR.chunk_size`): " + "; ".join(
         f"{name} " + "/".join(str(entry["batches"][b]["chunk"]) for b in batches)

@@ -655,9 +655,14 @@ class WIRE(_MLPINR):
     A real first layer, then complex layers; the output is the real part. The
     activation follows the WIRE code's convention: ω and s both multiply the
     pre-activation z = W x + b (see :func:`gabor_wavelet`). The complex
-    arithmetic runs as real arithmetic on real and imaginary parts
-    (:func:`complex_linear`), the same values as complex tensors, about 1.6x
-    faster on CPU; the flat vector stores (real, imaginary) pairs.
+    arithmetic runs as real arithmetic, with the real and imaginary parts of
+    a layer side by side in one tensor: each complex layer is one real GEMM
+    (:func:`complex_linear`), each activation one pass with a hand-written
+    backward, and the output layer computes the real part only. The values
+    are those of complex tensors (tested); the flat vector stores (real,
+    imaginary) pairs. A complex weight costs four real multiply-adds per time
+    point, so a WIRE step does about 3.8x the matrix-product work of a KAN of
+    the same size (``bench/results_targets.md``).
 
     Initialisation: SIREN's rule (the first layer U(±1), the complex hidden
     weights' real and imaginary parts U(±√(6/n)/ω_hidden)), biases PyTorch's
