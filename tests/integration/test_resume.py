@@ -43,7 +43,7 @@ def test_sigkill_and_rerun_continues(tmp_path):
     cmd = [sys.executable, TRAIN, os.path.join(ROOT, "hparams", "fewsound_kan.yaml"),
            "--data_folder", DATA, "--output_folder", str(out), *TINY, *FEWSOUND_TINY,
            "--number_of_epochs", str(EPOCHS), "--valid_every", "1000",
-           "--ckpt_interval_steps", "3"]
+           "--ckpt_interval_steps", "3", "--lr_schedule", "onecycle"]  # an lr that changes per step
     log_path = out / "train_log.txt"
 
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
