@@ -5,8 +5,9 @@ tensor, the fitter's loss (:class:`~fewsound_sb.losses.FewSoundLoss`, L1 +
 multi-resolution mel STFT, one value per clip, summed so that every clip's
 gradient is its own), backward, AdamW step over the ``[B, P]`` tensor — what
 the INR fitter does for B clips at once. Every target has the paper's Table 1
-configuration; KAN appears twice, eager (``compile=False``) and compiled
-(``compile=True``).
+configuration; every target appears twice, eager (``compile=False``) and
+compiled (``compile=True``; the default of KAN, SIREN, FINER and WIRE
+wherever a compiler works, opt-in for NeRF and RFF).
 
 Per-clip cost at B = 1 is what fitting the clips one by one (a loop) costs, so
 ``clip-steps/s`` at B > 1 against B = 1 says whether batching pays. The loss's
@@ -26,10 +27,15 @@ TARGETS = {
     "kan": ("kan", {"compile": False}),
     "kan-compiled": ("kan", {"compile": True}),
     "nerf": ("nerf", {}),
-    "siren": ("siren", {}),
-    "finer": ("finer", {}),
+    "nerf-compiled": ("nerf", {"compile": True}),
+    "siren": ("siren", {"compile": False}),
+    "siren-compiled": ("siren", {"compile": True}),
+    "finer": ("finer", {"compile": False}),
+    "finer-compiled": ("finer", {"compile": True}),
     "rff": ("rff", {}),
-    "wire": ("wire", {}),
+    "rff-compiled": ("rff", {"compile": True}),
+    "wire": ("wire", {"compile": False}),
+    "wire-compiled": ("wire", {"compile": True}),
 }
 
 
@@ -85,7 +91,7 @@ def step_gflop(row, points, device="cpu"):
     """GFLOP of one clip-step (forward + backward of one clip, ``torch.utils.flop_counter``).
 
     Counted on the eager path (a compiled kernel is invisible to the counter;
-    ``kan-compiled`` does the same arithmetic as ``kan``).
+    a ``-compiled`` row does the same arithmetic as its eager row).
     """
     from torch.utils.flop_counter import FlopCounterMode
 

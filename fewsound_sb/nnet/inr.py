@@ -28,7 +28,9 @@ from typing import NamedTuple
 import torch
 
 from fewsound_sb.nnet.encoding import PositionalEncoding, RandomFourierFeatures
-from fewsound_sb.nnet.kan import combine_weights, init_kan_weights, kan_layer, resolve_compile
+from fewsound_sb.nnet.kan import (
+    combine_weights, compiled_function, init_kan_weights, kan_layer, resolve_compile,
+)
 
 
 class ParamSpec(NamedTuple):
@@ -155,6 +157,15 @@ class FunctionalINR(torch.nn.Module):
     it on an instance or a subclass, 0 disables chunking. The time axis is
     split into near-equal pieces (one or two distinct chunk lengths, so that
     shape-specialised compiled kernels see few shapes). CUDA is never chunked.
+
+    Targets built with ``compile`` (every registered one; see
+    :meth:`_init_compile`) choose per call between their eager path and a
+    ``torch.compile``'d one: SIREN and FINER compile their whole
+    ``forward_params`` (``compile_graph``: the elementwise work of each layer
+    fuses into one pass), KAN and WIRE compile their own kernels (the KAN
+    layer's features, WIRE's Gabor wavelet). NeRF and RFF compile their whole
+    ``forward_params`` too, but default to the eager path: compiled, their
+    fitting steps were about 2x slower on CPU (``bench/results_mlp_compiled.md``).
     """
 
     _complex_blocks = ()
@@ -162,6 +173,32 @@ class FunctionalINR(torch.nn.Module):
     """Element budget of one activation tensor ``[B, chunk, width]`` on CPU (0: no chunking)."""
     min_chunk = 256
     """Smallest time chunk (Python overhead per chunk stays negligible)."""
+    compile_min_points = 32768
+    """With ``compile="auto"``: smallest call (B × T clip-points) that uses the compiled path."""
+    compile_graph = False
+    """Whether the compiled path is ``torch.compile(forward_params)`` (else the target's own kernels)."""
+    _compile_ok = False
+    _compile_always = False
+    _compiled_now = None
+
+    def _init_compile(self, compile):
+        """Resolve a ``compile`` setting ("auto", True or False) once, with one log line.
+
+        "auto": the compiled path where a compiler works
+        (:func:`~fewsound_sb.nnet.kan.compile_available`) for calls of at least
+        ``compile_min_points`` clip-points (B × T): the first call per input
+        shape compiles (10-100 s on CPU), which only long runs amortise.
+        True: always compiled; False: always eager.
+        """
+        self.compile = compile
+        self._compile_ok = resolve_compile(compile, who=type(self).__name__)
+        self._compile_always = str(compile).lower() == "true"
+
+    def _use_compiled(self, clip_points):
+        """Whether a call over ``clip_points`` (B × T) takes the compiled path."""
+        if not self._compile_ok:
+            return False
+        return self._compile_always or clip_points >= self.compile_min_points
 
     def _register_spec(self, spec):
         self._spec = tuple(spec)
@@ -304,12 +341,34 @@ class FunctionalINR(torch.nn.Module):
 
     def _forward_chunked(self, t, params, batch):
         """``forward_params`` over time chunks of ``t`` ``[Bt, T, 1]`` (see the class docstring)."""
-        num_points = t.shape[1]
-        chunk = self.chunk_size(batch, num_points, t.device)
-        if chunk >= num_points:
-            return self.forward_params(t, params)
-        pieces = t.tensor_split(-(-num_points // chunk), dim=1)
-        return torch.cat([self.forward_params(piece, params) for piece in pieces], dim=1)
+        # the path is chosen once per call, for the whole B × T (not per chunk)
+        self._compiled_now = self._use_compiled(batch * t.shape[1])
+        try:
+            num_points = t.shape[1]
+            chunk = self.chunk_size(batch, num_points, t.device)
+            if chunk >= num_points:
+                return self._forward_piece(t, params)
+            pieces = t.tensor_split(-(-num_points // chunk), dim=1)
+            return torch.cat([self._forward_piece(piece, params) for piece in pieces], dim=1)
+        finally:
+            self._compiled_now = None
+
+    def _forward_piece(self, t, params):
+        if self._compiled_now and self.compile_graph:
+            return compiled_function(type(self).forward_params)(self, t, params)
+        return self.forward_params(t, params)
+
+    def _compiled_call(self, t, params):
+        """Whether this ``forward_params`` call takes the compiled path.
+
+        Set by :meth:`forward` / :meth:`forward_flat` for the whole call;
+        decided from the call's own size (B × T) when ``forward_params`` is
+        called directly.
+        """
+        if self._compiled_now is not None:
+            return self._compiled_now
+        batch = max(t.shape[0], next(iter(params.values())).shape[0])
+        return self._use_compiled(batch * t.shape[1])
 
     def forward_params(self, t, params):
         """Functional forward: ``t`` ``[Bt, T, 1]``, blocks ``[B, ...]`` → ``[B, T, 1]``."""
@@ -386,6 +445,12 @@ class NeRF(_MLPINR):
         (33,261 params); the authors' FewSound target uses 10 (32,901).
     hidden_sizes : tuple of int
         Hidden layer widths.
+    compile : bool or str
+        Compiled path (``torch.compile(forward_params)``, see
+        :meth:`FunctionalINR._init_compile`). Default False: compiled, a
+        fitting step of this ReLU MLP was about 2x slower than eager on CPU
+        (``bench/results_mlp_compiled.md``); "auto" or True to use it anyway
+        (e.g. on CUDA).
 
     Example
     -------
@@ -394,9 +459,12 @@ class NeRF(_MLPINR):
     torch.Size([16, 1])
     """
 
-    def __init__(self, encoding_length=12, hidden_sizes=(90, 90, 90, 90, 70)):
+    compile_graph = True
+
+    def __init__(self, encoding_length=12, hidden_sizes=(90, 90, 90, 90, 70), compile=False):
         super().__init__()
         self.encoding = PositionalEncoding(encoding_length)
+        self._init_compile(compile)
         self._build_mlp(self.encoding.output_dim, hidden_sizes)
 
     def forward_params(self, t, params):
@@ -423,6 +491,12 @@ class RFF(_MLPINR):
         Hidden layer widths.
     seed : int
         Seed of the random frequency draw.
+    compile : bool or str
+        Compiled path (``torch.compile(forward_params)``, see
+        :meth:`FunctionalINR._init_compile`). Default False: compiled, a
+        fitting step of this ReLU MLP was about 2x slower than eager on CPU
+        (``bench/results_mlp_compiled.md``); "auto" or True to use it anyway
+        (e.g. on CUDA).
 
     Example
     -------
@@ -431,9 +505,14 @@ class RFF(_MLPINR):
     torch.Size([2, 16, 1])
     """
 
-    def __init__(self, num_features=90, sigma=500.0, hidden_sizes=(90, 90, 90, 90, 70), seed=0):
+    compile_graph = True
+
+    def __init__(
+        self, num_features=90, sigma=500.0, hidden_sizes=(90, 90, 90, 90, 70), seed=0, compile=False,
+    ):
         super().__init__()
         self.encoding = RandomFourierFeatures(num_features, sigma, seed)
+        self._init_compile(compile)
         self._build_mlp(self.encoding.output_dim, hidden_sizes)
 
     forward_params = NeRF.forward_params
@@ -457,6 +536,10 @@ class SIREN(_MLPINR):
         ω of the other layers.
     hidden_sizes : tuple of int
         Hidden layer widths.
+    compile : bool or str
+        Compiled path (see :meth:`FunctionalINR._init_compile`): "auto"
+        (default), True or False. The compiled ``forward_params`` fuses each
+        layer's scaling and sine into one pass.
 
     Example
     -------
@@ -465,10 +548,15 @@ class SIREN(_MLPINR):
     torch.Size([16, 1])
     """
 
-    def __init__(self, first_omega=2000.0, hidden_omega=30.0, hidden_sizes=(90, 90, 90, 90, 70)):
+    compile_graph = True
+
+    def __init__(
+        self, first_omega=2000.0, hidden_omega=30.0, hidden_sizes=(90, 90, 90, 90, 70), compile="auto",
+    ):
         super().__init__()
         self.first_omega = first_omega
         self.hidden_omega = hidden_omega
+        self._init_compile(compile)
         self._build_mlp(1, hidden_sizes)
         self._sine_init(hidden_omega)
 
@@ -500,6 +588,10 @@ class FINER(_MLPINR):
         k: the first layer's bias is drawn from U(-k, k).
     hidden_sizes : tuple of int
         Hidden layer widths.
+    compile : bool or str
+        Compiled path (see :meth:`FunctionalINR._init_compile`): "auto"
+        (default), True or False. The compiled ``forward_params`` fuses each
+        layer's scale and sine into one pass.
 
     Example
     -------
@@ -508,13 +600,16 @@ class FINER(_MLPINR):
     torch.Size([16, 1])
     """
 
+    compile_graph = True
+
     def __init__(
         self, first_omega=2000.0, hidden_omega=30.0, first_bias_scale=1.0,
-        hidden_sizes=(90, 90, 90, 90, 70),
+        hidden_sizes=(90, 90, 90, 90, 70), compile="auto",
     ):
         super().__init__()
         self.first_omega = first_omega
         self.hidden_omega = hidden_omega
+        self._init_compile(compile)
         self._build_mlp(1, hidden_sizes)
         self._sine_init(hidden_omega)
         with torch.no_grad():
@@ -573,6 +668,50 @@ def complex_linear(x, weight, bias):
     return torch.baddbmm(bias, x, block.transpose(-1, -2))
 
 
+def _gabor_forward_eager(z, omega, s2):
+    # few passes, results written in place (the eager path)
+    n = z.shape[-1] // 2
+    a, b = z[..., :n], z[..., n:]
+    magnitude = torch.exp(torch.addcmul(torch.addcmul(b * -omega, a, a, value=-s2), b, b, value=-s2))
+    phase = a * omega
+    out = torch.empty_like(z)
+    torch.mul(torch.cos(phase), magnitude, out=out[..., :n])
+    torch.mul(torch.sin(phase, out=phase), magnitude, out=out[..., n:])
+    return out
+
+
+def _gabor_backward_eager(z, out, grad, omega, s2):
+    n = z.shape[-1] // 2
+    a, b = z[..., :n], z[..., n:]
+    u, v = out[..., :n], out[..., n:]
+    g_u, g_v = grad[..., :n], grad[..., n:]
+    p = torch.addcmul(g_u * u, g_v, v)
+    q = torch.addcmul(g_v * u, g_u, v, value=-1.0)
+    grad_z = torch.empty_like(z)
+    torch.add(q * omega, a * p, alpha=-2.0 * s2, out=grad_z[..., :n])
+    torch.mul(torch.add(b * (-2.0 * s2), -omega), p, out=grad_z[..., n:])
+    return grad_z
+
+
+# the same two formulas, plainly written, for torch.compile to fuse into one pass each
+def _gabor_forward(z, omega: float, s2: float):
+    n = z.shape[-1] // 2
+    a, b = z[..., :n], z[..., n:]
+    magnitude = torch.exp(-omega * b - s2 * (a * a + b * b))
+    phase = omega * a
+    return torch.cat([magnitude * torch.cos(phase), magnitude * torch.sin(phase)], dim=-1)
+
+
+def _gabor_backward(z, out, grad, omega: float, s2: float):
+    n = z.shape[-1] // 2
+    a, b = z[..., :n], z[..., n:]
+    u, v = out[..., :n], out[..., n:]
+    g_u, g_v = grad[..., :n], grad[..., n:]
+    p = g_u * u + g_v * v
+    q = g_v * u - g_u * v
+    return torch.cat([omega * q - 2.0 * s2 * a * p, -(omega + 2.0 * s2 * b) * p], dim=-1)
+
+
 class _GaborWavelet(torch.autograd.Function):
     """:func:`gabor_wavelet` with a hand-written backward.
 
@@ -581,40 +720,28 @@ class _GaborWavelet(torch.autograd.Function):
     only. With ``z = a + ib``, output ``u + iv = m·(cos ωa + i sin ωa)``,
     ``m = exp(−ωb − s²(a² + b²))`` and incoming gradients ``(g_u, g_v)``:
     ``p = g_u u + g_v v``, ``q = g_v u − g_u v``, ``∂a = ωq − 2s²a·p``,
-    ``∂b = −(ω + 2s²b)·p``.
+    ``∂b = −(ω + 2s²b)·p``. Compiled, forward and backward are one fused
+    elementwise kernel each.
     """
 
     @staticmethod
-    def forward(ctx, z, omega, scale):
-        n = z.shape[-1] // 2
-        a, b = z[..., :n], z[..., n:]
+    def forward(ctx, z, omega, scale, compiled):
         s2 = scale * scale
-        magnitude = torch.exp(torch.addcmul(torch.addcmul(b * -omega, a, a, value=-s2), b, b, value=-s2))
-        phase = a * omega
-        out = torch.empty_like(z)
-        torch.mul(torch.cos(phase), magnitude, out=out[..., :n])
-        torch.mul(torch.sin(phase, out=phase), magnitude, out=out[..., n:])
+        forward = compiled_function(_gabor_forward) if compiled else _gabor_forward_eager
+        out = forward(z, omega, s2)
         ctx.save_for_backward(z, out)
-        ctx.omega, ctx.s2 = omega, s2
+        ctx.omega, ctx.s2, ctx.compiled = omega, s2, compiled
         return out
 
     @staticmethod
     def backward(ctx, grad):
         z, out = ctx.saved_tensors
-        omega, s2 = ctx.omega, ctx.s2
-        n = z.shape[-1] // 2
-        a, b = z[..., :n], z[..., n:]
-        u, v = out[..., :n], out[..., n:]
-        g_u, g_v = grad[..., :n], grad[..., n:]
-        p = torch.addcmul(g_u * u, g_v, v)
-        q = torch.addcmul(g_v * u, g_u, v, value=-1.0)
-        grad_z = torch.empty_like(z)
-        torch.add(q * omega, a * p, alpha=-2.0 * s2, out=grad_z[..., :n])
-        torch.mul(torch.add(b * (-2.0 * s2), -omega), p, out=grad_z[..., n:])
-        return grad_z, None, None
+        backward = compiled_function(_gabor_backward) if ctx.compiled else _gabor_backward_eager
+        grad = grad.contiguous() if ctx.compiled else grad
+        return backward(z, out, grad, ctx.omega, ctx.s2), None, None, None
 
 
-def gabor_wavelet(z, omega, scale):
+def gabor_wavelet(z, omega, scale, compiled=False):
     """WIRE's complex Gabor wavelet ``exp(iωz − |s z|²)`` in real arithmetic.
 
     With ``z = a + ib``: ``exp(−ωb − s²(a² + b²)) · (cos ωa + i sin ωa)``.
@@ -631,6 +758,9 @@ def gabor_wavelet(z, omega, scale):
         Frequency ω.
     scale : float
         Gaussian width s.
+    compiled : bool
+        Run forward and backward as ``torch.compile``'d kernels (one fused
+        pass each; the first call per shape compiles).
 
     Returns
     -------
@@ -645,7 +775,7 @@ def gabor_wavelet(z, omega, scale):
     >>> f"{float(re):.6f} {float(im):.6f} | {value.real.item():.6f} {value.imag.item():.6f}"
     '0.424337 0.660866 | 0.424337 0.660866'
     """
-    return _GaborWavelet.apply(z, omega, scale)
+    return _GaborWavelet.apply(z, omega, scale, compiled)
 
 
 @register_inr("wire")
@@ -683,6 +813,11 @@ class WIRE(_MLPINR):
         Gaussian width s of every activation.
     hidden_sizes : tuple of int
         Hidden layer widths.
+    compile : bool or str
+        Compiled path (see :meth:`FunctionalINR._init_compile`): "auto"
+        (default), True or False. The compiled path runs each Gabor wavelet and
+        its backward as one compiled elementwise kernel
+        (:func:`gabor_wavelet`).
 
     Example
     -------
@@ -693,11 +828,15 @@ class WIRE(_MLPINR):
     (97, 178)
     """
 
-    def __init__(self, first_omega=2000.0, hidden_omega=30.0, scale=10.0, hidden_sizes=(90, 90, 90, 90, 70)):
+    def __init__(
+        self, first_omega=2000.0, hidden_omega=30.0, scale=10.0, hidden_sizes=(90, 90, 90, 90, 70),
+        compile="auto",
+    ):
         super().__init__()
         self.first_omega = first_omega
         self.hidden_omega = hidden_omega
         self.scale = scale
+        self._init_compile(compile)
         n_layers = len(hidden_sizes) + 1
         self._complex_blocks = tuple(n for i in range(1, n_layers) for n in (f"w{i}", f"b{i}"))
         self._build_mlp(1, hidden_sizes, complex_from=1)
@@ -708,6 +847,7 @@ class WIRE(_MLPINR):
         return 2 * max(self.sizes)
 
     def forward_params(self, t, params):
+        compiled = self._compiled_call(t, params)
         z = linear(t, params["w0"], params["b0"])  # [B, T, n], real
         # first activation of a real z (b = 0): exp(−s²a²)·(cos ωa + i sin ωa)
         magnitude = torch.exp(z.square() * -(self.scale**2))
@@ -715,7 +855,7 @@ class WIRE(_MLPINR):
         x = torch.cat([magnitude * torch.cos(phase), magnitude * torch.sin(phase)], dim=-1)
         for i in range(1, self.n_layers - 1):
             z = complex_linear(x, params[f"w{i}"], params[f"b{i}"])  # [B, T, 2n]
-            x = gabor_wavelet(z, self.hidden_omega, self.scale)
+            x = gabor_wavelet(z, self.hidden_omega, self.scale, compiled=compiled)
         # output: the real part only, Re = P a − Q b + Re(bias)
         weight, bias = params[f"w{self.n_layers - 1}"], params[f"b{self.n_layers - 1}"]
         if weight.is_complex():
@@ -783,10 +923,7 @@ class KAN(FunctionalINR):
     ):
         super().__init__()
         self.encoding = PositionalEncoding(encoding_length)
-        self.compile = compile
-        self._compile_ok = resolve_compile(compile)
-        self._compile_always = str(compile).lower() == "true"
-        self._compiled_now = None
+        self._init_compile(compile)
         self.grid_size = grid_size
         self.spline_order = spline_order
         self.grid_range = tuple(grid_range)
@@ -808,22 +945,6 @@ class KAN(FunctionalINR):
                 self.grid_range, scale_noise, scale_base, scale_spline,
             )
 
-    compile_min_points = 32768
-    """With ``compile="auto"``: smallest call (B × T clip-points) that uses the compiled path."""
-
-    def _use_compiled(self, clip_points):
-        if not self._compile_ok:
-            return False
-        return self._compile_always or clip_points >= self.compile_min_points
-
-    def _forward_chunked(self, t, params, batch):
-        # the path is chosen once per call, for the whole B × T (not per chunk)
-        self._compiled_now = self._use_compiled(batch * t.shape[1])
-        try:
-            return super()._forward_chunked(t, params, batch)
-        finally:
-            self._compiled_now = None
-
     def chunk_size(self, batch, num_points, device):
         """As :meth:`FunctionalINR.chunk_size`; no chunking on the compiled path.
 
@@ -836,9 +957,7 @@ class KAN(FunctionalINR):
         return super().chunk_size(batch, num_points, device)
 
     def forward_params(self, t, params):
-        compiled = self._compiled_now
-        if compiled is None:  # called directly, not through forward / forward_flat
-            compiled = self._use_compiled(t.shape[1] * params["base_weight0"].shape[0])
+        compiled = self._compiled_call(t, params)
         x = self.encoding(t)  # [Bt, T, 2L]
         for i in range(self.n_layers):
             weight = combine_weights(

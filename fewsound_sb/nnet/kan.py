@@ -561,7 +561,7 @@ class _KANLayerCompiled(torch.autograd.Function):
         n_feat = in_features * width
         wf = weight.transpose(-1, -2).reshape(batch, out_features, n_feat)  # basis-major
         feats = _WORKSPACE.acquire((bx, n_points, width, in_features), x)
-        _compiled(_dense_features_into)(feats, x, grid_size, spline_order, grid_range)
+        compiled_function(_dense_features_into)(feats, x, grid_size, spline_order, grid_range)
         flat = feats.view(bx, n_points, n_feat)
         if bx == 1 and batch > 1:
             y = torch.mm(flat[0], wf.view(batch * out_features, n_feat).t())
@@ -601,7 +601,7 @@ class _KANLayerCompiled(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gf = _WORKSPACE.acquire((bx, n_points, width, in_features), x)
             _feature_gemm_grad(grad_y, gy if shared else None, wf, shared, gf, n_points, n_feat)
-            grad_x = _compiled(_dense_grad_x)(x, gf, grid_size, spline_order, grid_range)
+            grad_x = compiled_function(_dense_grad_x)(x, gf, grid_size, spline_order, grid_range)
             _WORKSPACE.release(gf)
         return grad_x, grad_w, None, None, None
 
@@ -646,14 +646,15 @@ COMPILE_MODES = ("auto", True, False)
 
 
 def resolve_compile(compile, device="cpu", who="KAN"):
-    """The KAN layer path to use (True: compiled, False: eager) for a ``compile`` setting, logged once.
+    """The path to use (True: compiled, False: eager) for a ``compile`` setting, logged once.
 
     Arguments
     ---------
     compile : bool or str
-        True / "true": the compiled path (``kan_layer(..., compiled=True)``);
-        False / "false": the eager fused layer; "auto": compiled where
-        :func:`compile_available` says a compiler works, eager otherwise.
+        True / "true": the compiled path (for the KAN,
+        ``kan_layer(..., compiled=True)``); False / "false": the eager path;
+        "auto": compiled where :func:`compile_available` says a compiler
+        works, eager otherwise.
     device : str or torch.device
         Where the layers run.
     who : str
@@ -680,7 +681,7 @@ def resolve_compile(compile, device="cpu", who="KAN"):
     if key not in _LOGGED:
         _LOGGED.add(key)
         logger.info(
-            "%s: %s KAN layer path (compile=%s)", who,
+            "%s: %s path (compile=%s)", who,
             "torch.compile'd" if use else "eager", mode if mode != "auto" else "auto: "
             + ("a compiler works" if use else "no working compiler"),
         )
@@ -690,8 +691,24 @@ def resolve_compile(compile, device="cpu", who="KAN"):
 _LOGGED = set()
 
 
-def _compiled(fn):
-    """``torch.compile(fn)`` (static shapes), built once, with a larger recompile limit."""
+def compiled_function(fn):
+    """``torch.compile(fn)`` (static shapes), built once per function, with a larger recompile limit.
+
+    Arguments
+    ---------
+    fn : callable
+        A plain function (or a class's unbound method).
+
+    Returns
+    -------
+    callable
+        The compiled function; the same object on every call for ``fn``.
+
+    Example
+    -------
+    >>> compiled_function(torch.sin) is compiled_function(torch.sin)
+    True
+    """
     if fn not in _COMPILED:
         compiled = torch.compile(fn, dynamic=False)
         _COMPILED[fn] = torch._dynamo.config.patch(

@@ -1,5 +1,7 @@
 """Tests of the six functional target networks."""
 
+import logging
+
 import pytest
 import torch
 
@@ -180,6 +182,71 @@ def test_gabor_wavelet_backward_gradcheck():
 
     z = (0.3 * torch.randn(2, 5, 8, dtype=torch.float64)).requires_grad_()
     assert torch.autograd.gradcheck(lambda x: gabor_wavelet(x, 3.0, 0.7), (z,))
+
+
+def test_gabor_wavelet_compiled_kernels_match_eager():
+    """The compiled forward/backward kernels give the eager ones' values and pass gradcheck."""
+    from fewsound_sb.nnet.inr import gabor_wavelet
+    from fewsound_sb.nnet.kan import compile_available
+
+    if not compile_available():
+        pytest.skip("no compiler for torch.compile here")
+    z = (0.3 * torch.randn(2, 5, 8, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: gabor_wavelet(x, 3.0, 0.7, compiled=True), (z,))
+    z32 = z.detach().float().requires_grad_()
+    outs = []
+    for compiled in (False, True):
+        y = gabor_wavelet(z32, 30.0, 10.0, compiled=compiled)
+        outs.append((y, *torch.autograd.grad((y * torch.arange(8.0)).sum(), z32)))
+    for ref, got in zip(*outs):
+        assert torch.allclose(got, ref, rtol=1e-5, atol=1e-6 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize("name", ["siren", "finer", "wire", "nerf", "rff"])
+def test_compiled_path_is_the_same_network(name, caplog):
+    """compile=True gives compile=False's outputs and weight gradients on chunked, batched calls."""
+    from fewsound_sb.nnet.kan import compile_available
+
+    if not compile_available():
+        pytest.skip("no compiler for torch.compile here")
+    torch.manual_seed(0)
+    eager = build_inr(name, hidden_sizes=(16, 16), compile=False)
+    with caplog.at_level(logging.INFO):
+        net = build_inr(name, hidden_sizes=(16, 16), compile=True)
+    assert f"{type(net).__name__}: torch.compile'd path" in caplog.text
+    net.load_state_dict(eager.state_dict())
+    net.chunk_elements = eager.chunk_elements = 3 * 300 * 32  # three chunks of 300 points
+    t = time_grid(900).unsqueeze(0)
+    w = torch.stack([eager.flat_weights().detach(), 1.01 * eager.flat_weights().detach()])
+    results = []
+    for model in (eager, net):
+        wb = w.clone().requires_grad_()
+        y = model.forward_flat(t, wb)
+        results.append((y, *torch.autograd.grad(y.square().sum(), wb)))
+    for ref, got in zip(*results):
+        assert torch.allclose(got, ref, rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+    assert net._compiled_now is None  # reset after the call
+    from fewsound_sb.nnet import inr, kan
+
+    compiled_fn = inr._gabor_forward if name == "wire" else type(net).forward_params
+    assert compiled_fn in kan._COMPILED  # the compiled path did run
+    with torch.no_grad():  # inference
+        assert torch.allclose(net(t[0]), eager(t[0]), atol=1e-5 * float(results[0][0].abs().max()))
+
+
+def test_compile_defaults():
+    """NeRF and RFF default to eager (measured slower compiled); the others to "auto"."""
+    from fewsound_sb.nnet.kan import compile_available
+
+    for name in ("nerf", "rff"):
+        assert not build_inr(name, hidden_sizes=(8,))._use_compiled(10**9)
+    for name in ("kan", "siren", "finer", "wire"):
+        net = build_inr(name)
+        assert net.compile == "auto"
+        assert net._use_compiled(10**9) == compile_available()
+        assert not net._use_compiled(net.compile_min_points - 1)
+    with pytest.raises(ValueError, match="compile must be"):
+        build_inr("siren", compile="sometimes")
 
 
 def test_wire_hidden_init_is_scaled_by_hidden_omega():
