@@ -1,6 +1,7 @@
 """Tests of fewsound_sb.config: the override checker and the recipe loader."""
 
 import os
+import re
 
 import pytest
 import ruamel.yaml
@@ -100,3 +101,26 @@ def test_fit_recipe_loads_every_inr_yaml(name, tmp_path):
         FIT_YAML,
     )
     assert hparams["n_clips"] == 3 and hparams["mic"] == "mic1" and hparams["inr"] == name
+
+
+ALL_YAMLS = sorted(
+    os.path.join(folder, name)
+    for folder in (HPARAMS, os.path.join(HPARAMS, "inr"), os.path.join(ROOT, "recipes", "VCTK"))
+    for name in os.listdir(folder) if name.endswith(".yaml")
+)
+
+
+@pytest.mark.parametrize("path", ALL_YAMLS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_yamls_have_no_duplicate_keys(path):
+    """A repeated key is only a warning to ruamel (the last one wins): make it an error."""
+    import io
+    from collections import Counter
+
+    with open(path, encoding="utf-8") as fin:
+        text = fin.read()
+    top = Counter(yaml_top_level_keys(text))
+    assert not [k for k, n in top.items() if n > 1], f"{path}: repeated top-level keys"
+    untagged = re.sub(r"(?<![!\w])![^!\s]*", "", text)  # HyperPyYAML tags (!new:, !ref, ...)
+    loader = ruamel.yaml.YAML(typ="safe", pure=True)
+    loader.allow_duplicate_keys = False
+    loader.load(io.StringIO(untagged))  # raises DuplicateKeyError on nested duplicates too
