@@ -165,7 +165,7 @@ class FunctionalINR(torch.nn.Module):
     fuses into one pass), KAN and WIRE compile their own kernels (the KAN
     layer's features, WIRE's Gabor wavelet). NeRF and RFF compile their whole
     ``forward_params`` too, but default to the eager path: compiled, their
-    fitting steps were about 2x slower on CPU (``bench/results_mlp_compiled.md``).
+    fitting steps were about 2x slower on CPU (``bench/results_targets.md``).
     """
 
     _complex_blocks = ()
@@ -449,8 +449,8 @@ class NeRF(_MLPINR):
         Compiled path (``torch.compile(forward_params)``, see
         :meth:`FunctionalINR._init_compile`). Default False: compiled, a
         fitting step of this ReLU MLP was about 2x slower than eager on CPU
-        (``bench/results_mlp_compiled.md``); "auto" or True to use it anyway
-        (e.g. on CUDA).
+        (0.57x as fast, ``bench/results_targets.md``); "auto" or True to use it
+        anyway (e.g. on CUDA).
 
     Example
     -------
@@ -492,11 +492,8 @@ class RFF(_MLPINR):
     seed : int
         Seed of the random frequency draw.
     compile : bool or str
-        Compiled path (``torch.compile(forward_params)``, see
-        :meth:`FunctionalINR._init_compile`). Default False: compiled, a
-        fitting step of this ReLU MLP was about 2x slower than eager on CPU
-        (``bench/results_mlp_compiled.md``); "auto" or True to use it anyway
-        (e.g. on CUDA).
+        As :class:`NeRF`'s (default False: compiled, the fitting step was
+        0.55x as fast on CPU).
 
     Example
     -------
