@@ -665,8 +665,14 @@ def complex_linear(x, weight, bias):
     return torch.baddbmm(bias, x, block.transpose(-1, -2))
 
 
+# The Gabor wavelet's forward and backward are written twice on purpose, one
+# form per path. Eager, the form with addcmul and out= writes makes fewer
+# passes; compiled, its out= writes keep Inductor from fusing, and the plain form
+# fuses into one kernel. Forward / backward of a [16, 360, 180] tensor on one
+# thread (an ad-hoc timing): eager 4.1 / 4.0 ms for the first form against
+# 8.1 / 5.3 ms for the plain one; compiled 1.2 / 5.0 ms against 0.8 / 0.4 ms.
+# tests/unit/test_inr.py checks that the two paths agree.
 def _gabor_forward_eager(z, omega, s2):
-    # few passes, results written in place (the eager path)
     n = z.shape[-1] // 2
     a, b = z[..., :n], z[..., n:]
     magnitude = torch.exp(torch.addcmul(torch.addcmul(b * -omega, a, a, value=-s2), b, b, value=-s2))
@@ -690,7 +696,7 @@ def _gabor_backward_eager(z, out, grad, omega, s2):
     return grad_z
 
 
-# the same two formulas, plainly written, for torch.compile to fuse into one pass each
+# the same two formulas, plainly written: the compiled path's form
 def _gabor_forward(z, omega: float, s2: float):
     n = z.shape[-1] // 2
     a, b = z[..., :n], z[..., n:]
