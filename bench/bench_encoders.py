@@ -41,6 +41,7 @@ SECTION = "## Sound encoders"
 LORA = dict(lora_rank=8, lora_alpha=16, lora_dropout=0.05, lora_target_modules=("q_proj", "v_proj"))
 NOTES = {
     "soundstream": "paper default, layer_ct LayerNorm, fixed length",
+    "soundstream-torch-elu": "the same with torch.nn.ELU (expm1) instead of our exp-based ELU",
     "spectrogram": "VoiceBlock-style, GRU to 3296, any length",
     "snac": "snac encoder (32 frames x 512) + Conv1d/Linear to 3296",
     "whisper-tiny.en-30s": "frozen encoder + LoRA r8 q,v + GRU; padded to 30 s (1500 frames)",
@@ -68,11 +69,12 @@ def build(name, quick=False):
     """The encoder ``name`` (a key of NOTES); tiny sizes with ``quick``."""
     torch.manual_seed(0)
     length = 2048 if quick else CROP
-    if name == "soundstream":
+    if name.startswith("soundstream"):
+        kwargs = {"activation": torch.nn.ELU} if name == "soundstream-torch-elu" else {}
         if quick:
             return SoundStreamEncoder(input_length=length, channels=2, output_channels=4,
-                                      channel_mults=(2, 4), strides=(4, 8))
-        return SoundStreamEncoder(input_length=length)
+                                      channel_mults=(2, 4), strides=(4, 8), **kwargs)
+        return SoundStreamEncoder(input_length=length, **kwargs)
     if name == "spectrogram":
         return SpectrogramEncoder(hidden=8, n_conv=2, output_dim=8) if quick else SpectrogramEncoder()
     if name == "snac":
@@ -121,14 +123,15 @@ def make_step(encoder, batch, length):
 
 
 def names_for(large=False):
-    names = ["soundstream", "spectrogram", "snac", "whisper-tiny.en-30s", "whisper-tiny.en-clip"]
+    names = ["soundstream", "soundstream-torch-elu", "spectrogram", "snac", "whisper-tiny.en-30s",
+             "whisper-tiny.en-clip"]
     return names + (["whisper-large-v2-clip", "whisper-large-v2-30s"] if large else [])
 
 
-def run(repeats=3, warmup=1, quick=False, memory=True, large=False, threads=0):
-    """Times, peak memory and parameter counts of every encoder; returns a dict."""
+def run(repeats=3, warmup=1, quick=False, memory=True, large=False, threads=0, only=None):
+    """Times, peak memory and parameter counts of every encoder (or of those in ``only``); returns a dict."""
     batch, length = (2, 2048) if quick else (BATCH, CROP)
-    names = names_for(large and not quick)
+    names = [n for n in names_for(large and not quick) if not only or n in only]
     encoders = {name: build(name, quick).train() for name in names}
     steps = {name: make_step(enc, batch, length) for name, enc in encoders.items()}
     times = interleaved_medians(steps, repeats, warmup)
@@ -139,7 +142,7 @@ def run(repeats=3, warmup=1, quick=False, memory=True, large=False, threads=0):
         if memory:
             probe = ["--probe", name] + (["--quick"] if quick else []) + (["--threads", threads] if threads else [])
             rows[name]["memory"] = _probe(probe)
-    if not large and not quick:
+    if not large and not quick and not only:
         for window in ("clip", "30s"):
             trainable, frozen = count_whisper_on_meta("large-v2")
             rows[f"whisper-large-v2-{window}"] = {
@@ -204,6 +207,8 @@ def main(argv=None):
     parser.add_argument("--large", action="store_true", help="also time Whisper large-v2 (heavy)")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--probe", default=None, help="measure the peak memory of one encoder and exit")
+    parser.add_argument("--encoders", nargs="*", default=None, choices=list(NOTES),
+                        help="time only these encoders (default: all)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -214,7 +219,8 @@ def main(argv=None):
         result = {"encoder": args.probe, "peak_mib": peak, "method": method}
         print(json.dumps(result))
         return result
-    results = run(args.repeats, args.warmup, args.quick, not args.no_memory, args.large, args.threads)
+    results = run(args.repeats, args.warmup, args.quick, not args.no_memory, args.large, args.threads,
+                  args.encoders)
     results["machine"] = machine_info("cpu")
     command = "python bench/bench_encoders.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = render_markdown(results)

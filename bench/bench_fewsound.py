@@ -8,7 +8,9 @@ the paper. A long file is cut into 1.486 s pieces (32,768 samples) that are
 processed as one batch of ``n`` pieces. G(θ) does not depend on the input: it is
 computed once per model (:meth:`FewSoundHead.universal_embedding`, cached in
 inference) and timed apart ("G(θ) once"). Stages: encode = E; decode = H (with
-the cached G(θ)) + the target on the time grid. The real-time factor of a
+the cached G(θ)) + the target on the time grid. The encoder is also timed with
+``torch.nn.ELU`` in place of :class:`fewsound_sb.nnet.activations.ELU` (same
+weights, same function, torch's ``expm1`` kernel). The real-time factor of a
 stage is its compute time / the audio duration of the batch (below 1: faster
 than real time; "x real time" is its inverse).
 
@@ -26,6 +28,7 @@ import torch
 
 from bench.common import interleaved_medians, sync
 from fewsound_sb.lobes.soundstream import SoundStreamEncoder
+from fewsound_sb.nnet.activations import ELU
 from fewsound_sb.nnet.hyper import FewSoundHead, count_parameters
 from fewsound_sb.nnet.inr import build_inr, time_grid
 
@@ -87,6 +90,12 @@ def run(repeats, warmup, device="cpu", quick=False, batches=(1, 8), compile=Fals
             head.universal_embedding()
 
     fns = {"G(θ) once": g_once}
+    # the same encoder with torch's ELU (expm1) instead of ours (exp), same weights
+    torch_elu_encoder = copy.deepcopy(encoder)
+    for parent in torch_elu_encoder.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, ELU):
+                setattr(parent, name, torch.nn.ELU())
     for n in batches:
         wav = (0.1 * torch.randn(n, num_samples)).to(device)
 
@@ -102,9 +111,14 @@ def run(repeats, warmup, device="cpu", quick=False, batches=(1, 8), compile=Fals
             with torch.inference_mode():
                 state[f"wav {n}"] = head.target.forward_flat(t, state[f"weights {n}"])[..., 0]
 
+        def encode_torch_elu(n=n, wav=wav):
+            with torch.inference_mode():
+                torch_elu_encoder(wav)
+
         encode()
         hyper()
-        fns.update({f"encode E, n={n}": encode, f"decode H, n={n}": hyper, f"decode target, n={n}": target})
+        fns.update({f"encode E, n={n}": encode, f"decode H, n={n}": hyper, f"decode target, n={n}": target,
+                    f"encode E torch.nn.ELU, n={n}": encode_torch_elu})
     times = interleaved_medians(fns, repeats, warmup, device)
     n0 = batches[0]  # operations per piece, from the first batch size
     # compiled kernels bypass the FLOP counter: count the target on its eager path
@@ -128,6 +142,7 @@ def run(repeats, warmup, device="cpu", quick=False, batches=(1, 8), compile=Fals
         stages[str(n)] = {
             "audio_s": audio_s,
             "encode_ms": enc,
+            "encode_torch_elu_ms": times[f"encode E torch.nn.ELU, n={n}"]["median_ms"],
             "decode_h_ms": times[f"decode H, n={n}"]["median_ms"],
             "decode_target_ms": times[f"decode target, n={n}"]["median_ms"],
             "decode_ms": dec,

@@ -288,6 +288,11 @@ def render_fewsound(few):
             f"{_fmt(st['decode_target_ms'])} | {st['rtf_encode']:.3f} | {st['rtf_decode']:.3f} | "
             f"{st['rtf_total']:.3f} | {1 / st['rtf_total']:.1f} |"
         )
+    with_torch_elu = [(n, st) for n, st in few["stages"].items() if "encode_torch_elu_ms" in st]
+    if with_torch_elu:
+        lines += ["", "Encode E with torch.nn.ELU (expm1) instead of ours (exp), same weights: " + "; ".join(
+            f"n = {n}: {_fmt(st['encode_torch_elu_ms'])} ms ({st['encode_torch_elu_ms'] / st['encode_ms']:.2f}x ours)"
+            for n, st in with_torch_elu) + "."]
     if "flops_per_piece" in few:
         ops = few["flops_per_piece"]
         n0 = next(iter(few["stages"]))

@@ -339,11 +339,24 @@ class FunctionalINR(torch.nn.Module):
         chunk = self.chunk_elements // (batch * self.activation_width())
         return min(num_points, max(self.min_chunk, chunk))
 
+    def prepare_params(self, params):
+        """The params dict with blocks derived from the weights alone added (default: unchanged).
+
+        :meth:`forward` and :meth:`forward_flat` call it once per call and pass
+        its result to :meth:`forward_params` for every time chunk, so work that
+        does not depend on t (KAN's combined weights, WIRE's real block
+        matrices) is done once per call instead of once per chunk, and its
+        gradient flows back once. ``forward_params`` computes a derived block
+        itself where the dict lacks it (a direct call).
+        """
+        return params
+
     def _forward_chunked(self, t, params, batch):
         """``forward_params`` over time chunks of ``t`` ``[Bt, T, 1]`` (see the class docstring)."""
         # the path is chosen once per call, for the whole B × T (not per chunk)
         self._compiled_now = self._use_compiled(batch * t.shape[1])
         try:
+            params = self.prepare_params(params)
             num_points = t.shape[1]
             chunk = self.chunk_size(batch, num_points, t.device)
             if chunk >= num_points:
@@ -653,16 +666,44 @@ def complex_linear(x, weight, bias):
     >>> complex_linear(torch.tensor([[[3.0, 4.0]]]), w, b)  # (1 + 2i)(3 + 4i) + 0.5 - 0.5i
     tensor([[[-4.5000,  9.5000]]])
     """
+    block, bias_row = complex_block(weight, bias)
+    if x.shape[0] != block.shape[0]:
+        x = x.expand(block.shape[0], *x.shape[1:])
+    return torch.baddbmm(bias_row, x, block)
+
+
+def complex_block(weight, bias):
+    """The real matrix and bias row of a complex affine map, for :func:`complex_linear`.
+
+    Arguments
+    ---------
+    weight : torch.Tensor
+        ``[B, out, in, 2]`` (real, imaginary last) or complex ``[B, out, in]``.
+    bias : torch.Tensor
+        ``[B, out, 2]`` or complex ``[B, out]``.
+
+    Returns
+    -------
+    block : torch.Tensor
+        ``[B, 2·in, 2·out]``, ``[[Pᵀ, Qᵀ], [−Qᵀ, Pᵀ]]``: ``[a | b] @ block`` is ``[Re | Im]``.
+    bias_row : torch.Tensor
+        ``[B, 1, 2·out]``: real parts, then imaginary parts.
+
+    Example
+    -------
+    >>> block, bias_row = complex_block(torch.tensor([[[[1.0, 2.0]]]]), torch.zeros(1, 1, 2))
+    >>> block  # 1 + 2i as a real 2 x 2 matrix acting on [a | b]
+    tensor([[[ 1.,  2.],
+             [-2.,  1.]]])
+    """
     if weight.is_complex():
         weight, bias = torch.view_as_real(weight), torch.view_as_real(bias)
     w_re, w_im = weight[..., 0], weight[..., 1]
     block = torch.cat(
         [torch.cat([w_re, -w_im], dim=-1), torch.cat([w_im, w_re], dim=-1)], dim=-2
     )  # [B, 2out, 2in]
-    bias = torch.cat([bias[..., 0], bias[..., 1]], dim=-1).unsqueeze(-2)  # [B, 1, 2out]
-    if x.shape[0] != block.shape[0]:
-        x = x.expand(block.shape[0], *x.shape[1:])
-    return torch.baddbmm(bias, x, block.transpose(-1, -2))
+    bias_row = torch.cat([bias[..., 0], bias[..., 1]], dim=-1).unsqueeze(-2)  # [B, 1, 2out]
+    return block.transpose(-1, -2), bias_row
 
 
 # The Gabor wavelet's forward and backward are written twice on purpose, one
@@ -849,6 +890,23 @@ class WIRE(_MLPINR):
         """Real and imaginary parts side by side: twice the widest layer."""
         return 2 * max(self.sizes)
 
+    def prepare_params(self, params):
+        """Adds each complex layer's real block matrix (``block{i}``, ``bias_row{i}``, see
+        :func:`complex_block`) and the output layer's real rows (``real_rows``,
+        ``real_bias``), built once per call instead of once per time chunk."""
+        params = dict(params)
+        for i in range(1, self.n_layers - 1):
+            params[f"block{i}"], params[f"bias_row{i}"] = complex_block(params[f"w{i}"], params[f"b{i}"])
+        params["real_rows"], params["real_bias"] = self._real_rows(params)
+        return params
+
+    def _real_rows(self, params):
+        """The output layer's real part, Re = P a − Q b + Re(bias): ``[B, out, 2in]`` and ``[B, out]``."""
+        weight, bias = params[f"w{self.n_layers - 1}"], params[f"b{self.n_layers - 1}"]
+        if weight.is_complex():
+            weight, bias = torch.view_as_real(weight), torch.view_as_real(bias)
+        return torch.cat([weight[..., 0], -weight[..., 1]], dim=-1), bias[..., 0]
+
     def forward_params(self, t, params):
         compiled = self._compiled_call(t, params)
         z = linear(t, params["w0"], params["b0"])  # [B, T, n], real
@@ -857,14 +915,19 @@ class WIRE(_MLPINR):
         phase = z * self.first_omega
         x = torch.cat([magnitude * torch.cos(phase), magnitude * torch.sin(phase)], dim=-1)
         for i in range(1, self.n_layers - 1):
-            z = complex_linear(x, params[f"w{i}"], params[f"b{i}"])  # [B, T, 2n]
+            if f"block{i}" in params:  # prepared once per call (prepare_params)
+                block, bias_row = params[f"block{i}"], params[f"bias_row{i}"]
+            else:
+                block, bias_row = complex_block(params[f"w{i}"], params[f"b{i}"])
+            if x.shape[0] != block.shape[0]:
+                x = x.expand(block.shape[0], *x.shape[1:])
+            z = torch.baddbmm(bias_row, x, block)  # [B, T, 2n]: complex_linear
             x = gabor_wavelet(z, self.hidden_omega, self.scale, compiled=compiled)
-        # output: the real part only, Re = P a − Q b + Re(bias)
-        weight, bias = params[f"w{self.n_layers - 1}"], params[f"b{self.n_layers - 1}"]
-        if weight.is_complex():
-            weight, bias = torch.view_as_real(weight), torch.view_as_real(bias)
-        real_rows = torch.cat([weight[..., 0], -weight[..., 1]], dim=-1)  # [B, out, 2in]
-        return linear(x, real_rows, bias[..., 0])
+        if "real_rows" in params:
+            real_rows, real_bias = params["real_rows"], params["real_bias"]
+        else:
+            real_rows, real_bias = self._real_rows(params)
+        return linear(x, real_rows, real_bias)
 
 
 @register_inr("kan")
@@ -959,14 +1022,26 @@ class KAN(FunctionalINR):
             return num_points
         return super().chunk_size(batch, num_points, device)
 
+    def prepare_params(self, params):
+        """Adds each layer's combined weights ``weight{i}`` ``[B, out, in, 1+G+k]``
+        (:func:`~fewsound_sb.nnet.kan.combine_weights`), computed once per call instead of once per time chunk."""
+        params = dict(params)
+        for i in range(self.n_layers):
+            params[f"weight{i}"] = self._combined_weight(params, i)
+        return params
+
+    def _combined_weight(self, params, i):
+        return combine_weights(
+            params[f"base_weight{i}"], params[f"spline_weight{i}"], params.get(f"spline_scaler{i}")
+        )
+
     def forward_params(self, t, params):
         compiled = self._compiled_call(t, params)
         x = self.encoding(t)  # [Bt, T, 2L]
         for i in range(self.n_layers):
-            weight = combine_weights(
-                params[f"base_weight{i}"], params[f"spline_weight{i}"],
-                params.get(f"spline_scaler{i}"),
-            )  # [B, out, in, 1+G+k]
+            weight = params.get(f"weight{i}")  # prepared once per call (prepare_params)
+            if weight is None:
+                weight = self._combined_weight(params, i)  # [B, out, in, 1+G+k]
             x = kan_layer(
                 x, weight, self.grid_size, self.spline_order, self.grid_range, compiled=compiled
             )

@@ -54,6 +54,9 @@ def test_quick_run_writes_report(quick_results):
     assert few["rtf"] > 0 and few["output_shape"] == [1, few["num_samples"]]
     assert set(few["stages"]) == {"1", "2"} and few["g_once_ms"] > 0
     assert all(st["rtf_encode"] > 0 and st["rtf_decode"] > 0 for st in few["stages"].values())
+    assert all(st["encode_torch_elu_ms"] > 0 for st in few["stages"].values())
+    assert "Encode E with torch.nn.ELU (expm1) instead of ours" in text
+    assert {"soundstream", "soundstream-torch-elu"} <= set(data["encoders"]["rows"])
     assert "RTF encode" in text and "Fitting throughput, all targets" in text
     assert data["machine"]["torch"] == torch.__version__
 

@@ -83,3 +83,33 @@ def test_chunk_size_budget():
     assert net.chunk_size(16, 32768, "cuda") == 32768  # CUDA: one pass
     net.chunk_elements = 0
     assert net.chunk_size(16, 32768, "cpu") == 32768
+
+
+@pytest.mark.parametrize("name, derived", [("kan", "combine_weights"), ("wire", "complex_block")])
+def test_weight_derived_blocks_are_built_once_per_call(name, derived, monkeypatch):
+    """KAN's combined weights and WIRE's real block matrices depend on the weights only:
+    one build per layer and call (prepare_params), not one per time chunk; a direct
+    forward_params call (no prepared blocks) builds them itself and gives the same values."""
+    import fewsound_sb.nnet.inr as inr
+
+    torch.manual_seed(0)
+    net = build_inr(name, **TINY[name])
+    net.requires_grad_(False)
+    t = time_grid(301)
+    weights = net.flat_weights().detach() + 0.05 * torch.randn(3, net.num_params)
+    built = []
+    original = getattr(inr, derived)
+
+    def counting(*args):
+        built.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(inr, derived, counting)
+    net.chunk_elements, net.min_chunk = 40 * 3 * net.activation_width(), 1
+    chunked = net.forward_flat(t, weights)
+    layers = net.n_layers if name == "kan" else net.n_layers - 2  # WIRE: complex hidden layers
+    assert net.chunk_size(3, 301, "cpu") < 301 and len(built) == layers
+    built.clear()
+    direct = net.forward_params(t.unsqueeze(0), net.unflatten(weights))
+    assert len(built) == layers
+    torch.testing.assert_close(direct, chunked, rtol=1e-4, atol=1e-5)
