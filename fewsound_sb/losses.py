@@ -117,6 +117,32 @@ def _reduce(per_item, reduction):
     return per_item
 
 
+def _stft_magnitude(res, x):
+    """The magnitude half of auraloss's ``STFTLoss.stft`` (same formula), without its phase.
+
+    Arguments
+    ---------
+    res : auraloss.freq.STFTLoss
+        One resolution (FFT size, hop, window length, window, eps).
+    x : torch.Tensor
+        Signals ``[B, T]``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``sqrt(max(|STFT(x)|², eps))``, ``[B, fft_size // 2 + 1, frames]``.
+
+    Example
+    -------
+    >>> res = auraloss.freq.STFTLoss(fft_size=64, hop_size=16, win_length=64)
+    >>> x = torch.randn(2, 256)
+    >>> torch.equal(_stft_magnitude(res, x), res.stft(x)[0])
+    True
+    """
+    spec = torch.stft(x, res.fft_size, res.hop_size, res.win_length, res.window, return_complex=True)
+    return torch.sqrt(torch.clamp((spec.real**2) + (spec.imag**2), min=res.eps))
+
+
 class MultiResolutionMelSTFTLoss(torch.nn.Module):
     """Multi-resolution mel STFT loss (auraloss) with per-item reduction.
 
@@ -291,8 +317,11 @@ class MultiResolutionMelSTFTLoss(torch.nn.Module):
             res.prefilter.to(inp.device)
             inp, tgt = res.prefilter(inp, tgt)
         res.window = res.window.to(inp.device)
-        x_mag, x_phs = res.stft(inp.squeeze(1))  # [B, F, N], the prediction
-        y_mag, y_phs = res.stft(tgt.squeeze(1))  # the target
+        if self.weights["phs"]:
+            x_mag, x_phs = res.stft(inp.squeeze(1))  # [B, F, N], the prediction
+            y_mag, y_phs = res.stft(tgt.squeeze(1))  # the target
+        else:  # the phase is unused: skip its torch.angle pass (auraloss computes it always)
+            x_mag, y_mag = _stft_magnitude(res, inp.squeeze(1)), _stft_magnitude(res, tgt.squeeze(1))
         x_mag = torch.matmul(res.fb, x_mag)  # [B, n_mels, N]
         y_mag = torch.matmul(res.fb, y_mag)
         frames = None
