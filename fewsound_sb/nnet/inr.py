@@ -756,6 +756,13 @@ def _gabor_backward(z, out, grad, omega: float, s2: float):
     return torch.cat([omega * q - 2.0 * s2 * a * p, -(omega + 2.0 * s2 * b) * p], dim=-1)
 
 
+def _gabor_first(z, omega: float, s2: float):
+    """The first Gabor activation, of a real z (b = 0): exp(−s²a²)·(cos ωa + i sin ωa) as ``[re | im]``."""
+    magnitude = torch.exp(z.square() * -s2)
+    phase = z * omega
+    return torch.cat([magnitude * torch.cos(phase), magnitude * torch.sin(phase)], dim=-1)
+
+
 class _GaborWavelet(torch.autograd.Function):
     """:func:`gabor_wavelet` with a hand-written backward.
 
@@ -910,10 +917,8 @@ class WIRE(_MLPINR):
     def forward_params(self, t, params):
         compiled = self._compiled_call(t, params)
         z = linear(t, params["w0"], params["b0"])  # [B, T, n], real
-        # first activation of a real z (b = 0): exp(−s²a²)·(cos ωa + i sin ωa)
-        magnitude = torch.exp(z.square() * -(self.scale**2))
-        phase = z * self.first_omega
-        x = torch.cat([magnitude * torch.cos(phase), magnitude * torch.sin(phase)], dim=-1)
+        first = compiled_function(_gabor_first) if compiled else _gabor_first
+        x = first(z, self.first_omega, self.scale**2)
         for i in range(1, self.n_layers - 1):
             if f"block{i}" in params:  # prepared once per call (prepare_params)
                 block, bias_row = params[f"block{i}"], params[f"bias_row{i}"]

@@ -228,8 +228,8 @@ def test_compiled_path_is_the_same_network(name, caplog):
     assert net._compiled_now is None  # reset after the call
     from fewsound_sb.nnet import inr, kan
 
-    compiled_fn = inr._gabor_forward if name == "wire" else type(net).forward_params
-    assert compiled_fn in kan._COMPILED  # the compiled path did run
+    compiled_fns = (inr._gabor_forward, inr._gabor_first) if name == "wire" else (type(net).forward_params,)
+    assert all(fn in kan._COMPILED for fn in compiled_fns)  # the compiled path did run
     with torch.no_grad():  # inference
         assert torch.allclose(net(t[0]), eager(t[0]), atol=1e-5 * float(results[0][0].abs().max()))
 
