@@ -65,9 +65,12 @@ fit-demo: venv
 		--output_folder $(OUT)/demo_fit_kan --n_steps 300 --n_clips 4 --batch_clips 4
 	@cat $(OUT)/demo_fit_kan/summary.md
 
+# Every table in bench/results.md: the KAN against its peers, fitting throughput of all six
+# targets (eager and compiled), FewSound inference (default compiled KAN target), the encoders.
+# One thread: on this 2-core machine a second thread mostly adds noise.
 bench: venv
 	$(PY) -m pip install --quiet -e ".[bench]" || echo "peer KAN packages unavailable: benchmarking without them"
-	$(PY) bench/run_all.py --output bench/results.md
+	$(PY) bench/run_all.py --threads 1 --fewsound-compile --output bench/results.md
 
 clean-venv:
 	rm -rf $(VENV)

@@ -19,6 +19,7 @@ import torch
 
 from bench.common import interleaved_medians
 from fewsound_sb.losses import FewSoundLoss
+from fewsound_sb.nnet import kan
 from fewsound_sb.nnet.inr import build_inr, time_grid
 
 SAMPLE_RATE = 22050
@@ -113,7 +114,19 @@ def run(batches, points, repeats, warmup, device="cpu", targets=None):
         for row in targets:
             fns[f"{row} B={b}"] = make_fit_step(nets[row], b, points, device)
         fns[f"loss B={b}"] = make_loss_step(b, points, device)
-    times = interleaved_medians(fns, repeats, warmup, device)
+    # The interleaved rounds cycle through every (target, B) cell, which no fitting run does.
+    # With the KAN's free list of feature buffers at its default limits, each KAN cell's
+    # buffers were evicted before its next round and page-faulted in again, which made the
+    # compiled KAN at B = 16 look 2-3x slower than in a process of its own (bench/README.md).
+    # Keep every cell's buffers, as a process that fits one configuration does.
+    workspace = kan._WORKSPACE
+    limits = workspace.max_buffers, workspace.max_bytes
+    workspace.max_buffers, workspace.max_bytes = 1024, float("inf")
+    try:
+        times = interleaved_medians(fns, repeats, warmup, device)
+    finally:
+        workspace.max_buffers, workspace.max_bytes = limits
+        workspace.clear()
     rows = {}
     for row in targets:
         name, overrides = TARGETS[row]

@@ -256,12 +256,17 @@ class _Workspace:
     Fresh multi-megabyte CPU tensors are page-faulted in on first touch, which
     costs several times the arithmetic done on them; reusing released buffers
     avoids that. Buffers are matched by element count, dtype, device and
-    inference mode; at most ``max_buffers`` are kept (oldest dropped). CUDA
-    tensors bypass it (PyTorch's caching allocator already does this).
+    inference mode; at most ``max_buffers`` buffers and ``max_bytes`` bytes
+    are kept (oldest dropped; default a quarter of the machine's memory). One
+    fitting or training configuration uses two buffers per KAN layer (features
+    and their gradient), so a process that alternates a few configurations
+    (batch sizes, chunk lengths) keeps all of theirs. CUDA tensors bypass it
+    (PyTorch's caching allocator already does this).
     """
 
-    def __init__(self, max_buffers=12):
+    def __init__(self, max_buffers=32, max_bytes=None):
         self.max_buffers = max_buffers
+        self.max_bytes = _quarter_of_memory() if max_bytes is None else max_bytes
         self._free = []
         self._lock = threading.Lock()
 
@@ -288,13 +293,23 @@ class _Workspace:
         key = self._key(buf.numel(), buf.dtype, buf.device)
         with self._lock:
             self._free.append((key, buf.reshape(-1)))
-            while len(self._free) > self.max_buffers:
-                self._free.pop(0)
+            kept = sum(b.numel() * b.element_size() for _, b in self._free)
+            while self._free and (len(self._free) > self.max_buffers or kept > self.max_bytes):
+                _, dropped = self._free.pop(0)
+                kept -= dropped.numel() * dropped.element_size()
 
     def clear(self):
         """Drop every kept buffer."""
         with self._lock:
             self._free.clear()
+
+
+def _quarter_of_memory():
+    """A quarter of the physical memory in bytes (8 GiB where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
 
 
 _WORKSPACE = _Workspace()

@@ -139,3 +139,27 @@ def test_kan_inr_compile_flag():
     except Exception as exc:
         pytest.skip(f"torch.compile failed on this machine: {type(exc).__name__}: {exc}")
     assert torch.allclose(out, ref(t), atol=1e-5)
+
+
+def test_workspace_reuses_buffers_and_bounds_what_it_keeps():
+    """Released buffers come back for the same size; the oldest go first past the count or byte limit."""
+    from fewsound_sb.nnet.kan import _Workspace
+
+    like = torch.empty(0)
+    ws = _Workspace(max_buffers=3, max_bytes=10 * 4 * 100)  # ten 100-float buffers' worth of bytes
+    first = ws.acquire((10, 10), like)
+    ws.release(first)
+    again = ws.acquire((5, 20), like)  # same element count: the same storage, reshaped
+    assert again.data_ptr() == first.data_ptr() and again.shape == (5, 20)
+    bufs = [ws.acquire((100,), like) for _ in range(4)]  # 4 different buffers (none kept now)
+    assert len({b.data_ptr() for b in bufs}) == 4
+    for b in bufs:
+        ws.release(b)
+    assert len(ws._free) == 3  # count limit: the oldest was dropped
+    assert ws.acquire((100,), like).data_ptr() == bufs[1].data_ptr()  # first match = oldest kept
+    big = ws.acquire((900,), like)
+    ws.release(big)  # 900 + 2 x 100 floats > the 1,000-float byte limit: oldest dropped until it fits
+    assert [b.numel() for _, b in ws._free] == [100, 900]
+    ws.release(ws.acquire((2000,), like))  # larger than the limit alone: nothing kept
+    assert ws._free == []
+    ws.clear()
