@@ -666,7 +666,11 @@ def complex_linear(x, weight, bias):
     >>> complex_linear(torch.tensor([[[3.0, 4.0]]]), w, b)  # (1 + 2i)(3 + 4i) + 0.5 - 0.5i
     tensor([[[-4.5000,  9.5000]]])
     """
-    block, bias_row = complex_block(weight, bias)
+    return _block_linear(x, *complex_block(weight, bias))
+
+
+def _block_linear(x, block, bias_row):
+    """``bias_row + x @ block`` for :func:`complex_block`'s output (``x`` broadcast over B)."""
     if x.shape[0] != block.shape[0]:
         x = x.expand(block.shape[0], *x.shape[1:])
     return torch.baddbmm(bias_row, x, block)
@@ -921,12 +925,9 @@ class WIRE(_MLPINR):
         x = first(z, self.first_omega, self.scale**2)
         for i in range(1, self.n_layers - 1):
             if f"block{i}" in params:  # prepared once per call (prepare_params)
-                block, bias_row = params[f"block{i}"], params[f"bias_row{i}"]
+                z = _block_linear(x, params[f"block{i}"], params[f"bias_row{i}"])  # [B, T, 2n]
             else:
-                block, bias_row = complex_block(params[f"w{i}"], params[f"b{i}"])
-            if x.shape[0] != block.shape[0]:
-                x = x.expand(block.shape[0], *x.shape[1:])
-            z = torch.baddbmm(bias_row, x, block)  # [B, T, 2n]: complex_linear
+                z = complex_linear(x, params[f"w{i}"], params[f"b{i}"])
             x = gabor_wavelet(z, self.hidden_omega, self.scale, compiled=compiled)
         if "real_rows" in params:
             real_rows, real_bias = params["real_rows"], params["real_bias"]
