@@ -1017,17 +1017,6 @@ class KAN(FunctionalINR):
                 self.grid_range, scale_noise, scale_base, scale_spline,
             )
 
-    def chunk_size(self, batch, num_points, device):
-        """As :meth:`FunctionalINR.chunk_size`; no chunking on the compiled path.
-
-        The compiled layers specialise on the input shape (each new chunk
-        length compiles again) and take their large buffers from the KAN
-        workspace anyway (:mod:`fewsound_sb.nnet.kan`).
-        """
-        if self._compiled_now:
-            return num_points
-        return super().chunk_size(batch, num_points, device)
-
     def prepare_params(self, params):
         """Adds each layer's combined weights ``weight{i}`` ``[B, out, in, 1+G+k]``
         (:func:`~fewsound_sb.nnet.kan.combine_weights`), computed once per call instead of once per time chunk."""
