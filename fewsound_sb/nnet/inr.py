@@ -462,7 +462,7 @@ class NeRF(_MLPINR):
         Compiled path (``torch.compile(forward_params)``, see
         :meth:`FunctionalINR._init_compile`). Default False: compiled, a
         fitting step of this ReLU MLP was about 2x slower than eager on CPU
-        (0.57x as fast, ``bench/results_targets.md``); "auto" or True to use it
+        (0.54x as fast at B = 16, ``bench/results_targets.md``); "auto" or True to use it
         anyway (e.g. on CUDA).
 
     Example
@@ -506,7 +506,7 @@ class RFF(_MLPINR):
         Seed of the random frequency draw.
     compile : bool or str
         As :class:`NeRF`'s (default False: compiled, the fitting step was
-        0.55x as fast on CPU).
+        0.56x as fast at B = 16 on CPU, ``bench/results_targets.md``).
 
     Example
     -------
