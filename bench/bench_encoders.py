@@ -14,6 +14,7 @@ Whisper large-v2 is counted (built on the meta device) but only timed with
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -238,4 +239,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     main()

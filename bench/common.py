@@ -7,6 +7,7 @@ the warm-up rounds. On CUDA every call is bracketed by ``torch.cuda.synchronize`
 """
 
 import json
+import logging
 import os
 import platform
 import statistics
@@ -17,6 +18,7 @@ import time
 import torch
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+logger = logging.getLogger("bench")
 
 
 def sync(device):
@@ -48,11 +50,14 @@ def interleaved_medians(fns, repeats, warmup, device="cpu", repeats_for=None):
     """
     repeats_for = repeats_for or {}
     samples = {name: [] for name in fns}
-    for _ in range(warmup):
+    names = ", ".join(fns)
+    for rnd in range(warmup):
+        logger.info("warm-up round %d/%d: %s", rnd + 1, warmup, names)
         for fn in fns.values():
             fn()
     sync(device)
     for rnd in range(repeats):
+        logger.info("timed round %d/%d: %s", rnd + 1, repeats, names)
         for name, fn in fns.items():
             if rnd >= repeats_for.get(name, repeats):
                 continue

@@ -8,6 +8,7 @@ See bench/README.md for what is measured and how.
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -18,7 +19,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import torch  # noqa: E402
 
 from bench import bench_encoders, bench_fewsound, bench_fit, bench_kan  # noqa: E402
-from bench.common import machine_info, probe_memory_subprocess  # noqa: E402
+from bench.common import logger, machine_info, probe_memory_subprocess  # noqa: E402
 
 HEADLINE = "speed-up vs Cox-de Boor (train step): {:.1f}x"
 
@@ -74,6 +75,7 @@ def run(args):
     started = time.time()
     results = {"machine": machine_info(args.device), "args": vars(args), "kan": {}, "checks": {}}
     if "kan" not in args.skip:
+        logger.info("KAN against its peers, orders %s", args.orders)
         include = bench_kan.IMPL_ORDER if args.no_compiled else bench_kan.IMPL_ORDER_COMPILED
         for order in args.orders:
             results["checks"][str(order)] = bench_kan.check_outputs(
@@ -95,10 +97,12 @@ def run(args):
                     row["memory"] = probe_memory_subprocess(probe)
             results["kan"][str(order)] = res
     if "fit" not in args.skip:
+        logger.info("fitting throughput: %s at B = %s", " ".join(args.fit_targets), args.fit_batches)
         results["fit"] = bench_fit.run(
             args.fit_batches, args.points, args.fit_repeats, args.warmup, args.device, targets=args.fit_targets
         )
         if not args.no_memory:
+            logger.info("fitting peak memory, a fresh process per cell")
             for target, entry in results["fit"]["rows"].items():
                 for b, row in entry["batches"].items():
                     probe = ["--fit-batch", b, "--fit-target", target, "--points", args.points,
@@ -107,11 +111,13 @@ def run(args):
                         probe += ["--threads", args.threads]
                     row["memory"] = probe_memory_subprocess(probe)
     if "fewsound" not in args.skip:
+        logger.info("FewSound inference, pieces %s", args.fewsound_batches)
         results["fewsound"] = bench_fewsound.run(
             args.repeats, args.warmup, args.device, quick=args.quick, batches=args.fewsound_batches,
             compile=args.fewsound_compile,
         )
     if "encoders" not in args.skip:  # E side by side: batch 16 crops, forward + backward
+        logger.info("sound encoders")
         results["encoders"] = bench_encoders.run(
             args.repeats, args.warmup, quick=args.quick, memory=not args.no_memory, threads=args.threads
         )
@@ -334,4 +340,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     main()

@@ -4,6 +4,7 @@ No timing is asserted here: benchmarks are not tests.
 """
 
 import json
+import logging
 from pathlib import Path
 import re
 
@@ -24,12 +25,37 @@ FOLDED = ("flashkan", "inkan")
 @pytest.fixture(scope="module")
 def quick_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "results.md"
-    results = run_all.main(["--quick", "--output", str(out)])
-    return out, results
+    progress = _Collect()
+    logger = logging.getLogger("bench")
+    logger.addHandler(progress)
+    level, logger.level = logger.level, logging.INFO
+    try:
+        results = run_all.main(["--quick", "--output", str(out)])
+    finally:
+        logger.removeHandler(progress)
+        logger.setLevel(level)
+    return out, results, progress.messages
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_quick_run_logs_its_progress(quick_results):
+    """A run of many minutes says which section and which round it is in."""
+    messages = quick_results[2]
+    for section in ("KAN against its peers", "fitting throughput", "FewSound inference", "sound encoders"):
+        assert any(m.startswith(section) for m in messages), (section, messages[:5])
+    assert any(re.match(r"timed round 1/1: kan B=1, nerf B=1, siren B=1", m) for m in messages), messages
 
 
 def test_quick_run_writes_report(quick_results):
-    out, results = quick_results
+    out, results, _ = quick_results
     text = out.read_text(encoding="utf-8")
     headline = [line for line in text.splitlines() if line.startswith("speed-up vs Cox-de Boor")]
     assert len(headline) == 1 and HEADLINE.match(headline[0]), headline
