@@ -28,7 +28,8 @@ def quick_results(tmp_path_factory):
     progress = _Collect()
     logger = logging.getLogger("bench")
     logger.addHandler(progress)
-    level, logger.level = logger.level, logging.INFO
+    level = logger.level
+    logger.setLevel(logging.INFO)
     try:
         results = run_all.main(["--quick", "--output", str(out)])
     finally:
