@@ -710,13 +710,11 @@ def complex_block(weight, bias):
     return block.transpose(-1, -2), bias_row
 
 
-# The Gabor wavelet's forward and backward are written twice on purpose, one
-# form per path. Eager, the form with addcmul and out= writes makes fewer
-# passes; compiled, its out= writes keep Inductor from fusing, and the plain form
-# fuses into one kernel. Forward / backward of a [16, 360, 180] tensor on one
-# thread (an ad-hoc timing): eager 4.1 / 4.0 ms for the first form against
-# 8.1 / 5.3 ms for the plain one; compiled 1.2 / 5.0 ms against 0.8 / 0.4 ms.
-# tests/unit/test_inr.py checks that the two paths agree.
+# The eager path's Gabor wavelet: forward and backward written with addcmul and
+# out= writes, which make fewer passes than the plain formula (forward / backward
+# of a [16, 360, 180] tensor on one thread, ad hoc: 4.1 / 4.0 ms against 8.1 /
+# 5.3 ms). The compiled path writes the plain formula (:func:`_gabor_parts`),
+# which Inductor fuses into one kernel each way.
 def _gabor_forward_eager(z, omega, s2):
     n = z.shape[-1] // 2
     a, b = z[..., :n], z[..., n:]
@@ -741,26 +739,7 @@ def _gabor_backward_eager(z, out, grad, omega, s2):
     return grad_z
 
 
-# the same two formulas, plainly written: the compiled path's form
-def _gabor_forward(z, omega: float, s2: float):
-    n = z.shape[-1] // 2
-    a, b = z[..., :n], z[..., n:]
-    magnitude = torch.exp(-omega * b - s2 * (a * a + b * b))
-    phase = omega * a
-    return torch.cat([magnitude * torch.cos(phase), magnitude * torch.sin(phase)], dim=-1)
-
-
-def _gabor_backward(z, out, grad, omega: float, s2: float):
-    n = z.shape[-1] // 2
-    a, b = z[..., :n], z[..., n:]
-    u, v = out[..., :n], out[..., n:]
-    g_u, g_v = grad[..., :n], grad[..., n:]
-    p = g_u * u + g_v * v
-    q = g_v * u - g_u * v
-    return torch.cat([omega * q - 2.0 * s2 * a * p, -(omega + 2.0 * s2 * b) * p], dim=-1)
-
-
-def _gabor_first(z, omega: float, s2: float):
+def _gabor_first(z, omega, s2):
     """The first Gabor activation, of a real z (b = 0): exp(−s²a²)·(cos ωa + i sin ωa) as ``[re | im]``."""
     magnitude = torch.exp(z.square() * -s2)
     phase = z * omega
@@ -775,28 +754,24 @@ class _GaborWavelet(torch.autograd.Function):
     only. With ``z = a + ib``, output ``u + iv = m·(cos ωa + i sin ωa)``,
     ``m = exp(−ωb − s²(a² + b²))`` and incoming gradients ``(g_u, g_v)``:
     ``p = g_u u + g_v v``, ``q = g_v u − g_u v``, ``∂a = ωq − 2s²a·p``,
-    ``∂b = −(ω + 2s²b)·p``. Compiled, forward and backward are one fused
-    elementwise kernel each.
+    ``∂b = −(ω + 2s²b)·p``.
     """
 
     @staticmethod
-    def forward(ctx, z, omega, scale, compiled):
+    def forward(ctx, z, omega, scale):
         s2 = scale * scale
-        forward = compiled_function(_gabor_forward) if compiled else _gabor_forward_eager
-        out = forward(z, omega, s2)
+        out = _gabor_forward_eager(z, omega, s2)
         ctx.save_for_backward(z, out)
-        ctx.omega, ctx.s2, ctx.compiled = omega, s2, compiled
+        ctx.omega, ctx.s2 = omega, s2
         return out
 
     @staticmethod
     def backward(ctx, grad):
         z, out = ctx.saved_tensors
-        backward = compiled_function(_gabor_backward) if ctx.compiled else _gabor_backward_eager
-        grad = grad.contiguous() if ctx.compiled else grad
-        return backward(z, out, grad, ctx.omega, ctx.s2), None, None, None
+        return _gabor_backward_eager(z, out, grad, ctx.omega, ctx.s2), None, None
 
 
-def gabor_wavelet(z, omega, scale, compiled=False):
+def gabor_wavelet(z, omega, scale):
     """WIRE's complex Gabor wavelet ``exp(iωz − |s z|²)`` in real arithmetic.
 
     With ``z = a + ib``: ``exp(−ωb − s²(a² + b²)) · (cos ωa + i sin ωa)``.
@@ -813,9 +788,6 @@ def gabor_wavelet(z, omega, scale, compiled=False):
         Frequency ω.
     scale : float
         Gaussian width s.
-    compiled : bool
-        Run forward and backward as ``torch.compile``'d kernels (one fused
-        pass each; the first call per shape compiles).
 
     Returns
     -------
@@ -830,7 +802,90 @@ def gabor_wavelet(z, omega, scale, compiled=False):
     >>> f"{float(re):.6f} {float(im):.6f} | {value.real.item():.6f} {value.imag.item():.6f}"
     '0.424337 0.660866 | 0.424337 0.660866'
     """
-    return _GaborWavelet.apply(z, omega, scale, compiled)
+    return _GaborWavelet.apply(z, omega, scale)
+
+
+GAUSS_ALIGN = 16
+"""Widths of WIRE's compiled path are padded to a multiple of this (see :func:`gauss_block`)."""
+
+
+def _aligned(n):
+    return -(-n // GAUSS_ALIGN) * GAUSS_ALIGN
+
+
+def gauss_block(weight, bias):
+    """A complex affine map's real matrices for Gauss's three-product form, widths padded.
+
+    ``(P + iQ)(a + ib) = (Pa − Qb) + i((P + Q)(a + b) − Pa − Qb)``: three real
+    products of the layer's size instead of four (one batched GEMM over the
+    stacked ``Pᵀ, Qᵀ, (P + Q)ᵀ`` and the activation's stacked parts ``a, b,
+    a + b``). Both widths are zero-padded to a multiple of
+    :data:`GAUSS_ALIGN`: on the AVX-512 CPU of ``bench/README.md`` a one-thread
+    GEMM of 96-wide operands ran at 89 GFLOP/s against 51 for 90-wide ones. A
+    padded unit's pre-activation is 0 and its weights out are 0, so it changes
+    no value; its gradient is dropped by the padding's backward.
+
+    Arguments
+    ---------
+    weight : torch.Tensor
+        ``[B, out, in, 2]`` (real, imaginary last) or complex ``[B, out, in]``.
+    bias : torch.Tensor
+        ``[B, out, 2]`` or complex ``[B, out]``.
+
+    Returns
+    -------
+    stack : torch.Tensor
+        ``[3B, in_p, out_p]``: ``Pᵀ, Qᵀ, (P + Q)ᵀ`` of each weight set, padded.
+    bias_re, bias_im : torch.Tensor
+        ``[B, 1, out_p]`` each, padded.
+
+    Example
+    -------
+    >>> stack, bias_re, bias_im = gauss_block(torch.ones(2, 90, 90, 2), torch.ones(2, 90, 2))
+    >>> stack.shape, bias_re.shape, float(stack[2, 0, 0]), float(stack[0, 95, 95])
+    (torch.Size([6, 96, 96]), torch.Size([2, 1, 96]), 2.0, 0.0)
+    """
+    if weight.is_complex():
+        weight, bias = torch.view_as_real(weight), torch.view_as_real(bias)
+    w_re, w_im = weight[..., 0], weight[..., 1]  # [B, out, in]
+    out_features, in_features = w_re.shape[-2:]
+    pad_out = _aligned(out_features) - out_features
+    stack = torch.nn.functional.pad(
+        torch.stack([w_re, w_im, w_re + w_im], dim=1), (0, _aligned(in_features) - in_features, 0, pad_out)
+    )  # [B, 3, out_p, in_p]
+    stack = stack.transpose(-1, -2).reshape(-1, stack.shape[-1], stack.shape[-2])
+    bias_re, bias_im = (torch.nn.functional.pad(bias[..., j], (0, pad_out)).unsqueeze(1) for j in (0, 1))
+    return stack, bias_re, bias_im
+
+
+def _gabor_parts(magnitude, phase):
+    """``u + iv = magnitude·(cos + i sin)(phase)`` as the stacked parts ``[B, 3, T, n]``: u, v, u + v."""
+    u, v = magnitude * torch.cos(phase), magnitude * torch.sin(phase)
+    return torch.stack([u, v, u + v], dim=1)
+
+
+def _wire_gauss_forward(t, first, hidden, last, first_omega: float, hidden_omega: float, s2: float):
+    """WIRE's forward in Gauss's three-product form (the compiled path; :meth:`WIRE.gauss_params`).
+
+    Each activation is held as its stacked parts ``[B, 3, T, n_p]`` (``a, b,
+    a + b``), so a complex layer is one batched GEMM over ``3B`` matrices
+    (:func:`gauss_block`) that gives ``Pa, Qb, (P + Q)(a + b)``; the Gabor
+    wavelet takes these three products and the bias and returns the next
+    stacked parts. Compiled whole, each layer's elementwise work is one kernel
+    forward and one backward (autograd of this formula, which Inductor fuses).
+    """
+    w0, b0 = first
+    z = linear(t, w0, b0)  # [B, T, n_p], real
+    x = _gabor_parts(torch.exp(z.square() * -s2), z * first_omega)
+    batch = x.shape[0]
+    for stack, bias_re, bias_im in hidden:
+        products = torch.bmm(x.flatten(0, 1), stack).unflatten(0, (batch, 3))  # [B, 3, T, out_p]
+        pa, qb, mixed = products.unbind(1)
+        a = pa - qb + bias_re
+        b = mixed - pa - qb + bias_im
+        x = _gabor_parts(torch.exp(-hidden_omega * b - s2 * (a * a + b * b)), hidden_omega * a)
+    rows_re, rows_im, bias = last  # Re(W x + b) = P a − Q b + Re(b)
+    return torch.bmm(x[:, 0], rows_re) + torch.bmm(x[:, 1], rows_im) + bias
 
 
 @register_inr("wire")
@@ -840,14 +895,24 @@ class WIRE(_MLPINR):
     A real first layer, then complex layers; the output is the real part. The
     activation follows the WIRE code's convention: ω and s both multiply the
     pre-activation z = W x + b (see :func:`gabor_wavelet`). The complex
-    arithmetic runs as real arithmetic, with the real and imaginary parts of
-    a layer side by side in one tensor: each complex layer is one real GEMM
-    (:func:`complex_linear`), each activation one pass with a hand-written
-    backward, and the output layer computes the real part only. The values
-    are those of complex tensors (tested); the flat vector stores (real,
-    imaginary) pairs. A complex weight costs four real multiply-adds per time
-    point, so a WIRE step does about 3.8x the matrix-product work of a KAN of
-    the same size (``bench/results_targets.md``).
+    arithmetic runs as real arithmetic, in one of two forms with the same
+    values (tested against complex tensors; the flat vector stores (real,
+    imaginary) pairs):
+
+    * eager: a layer's real and imaginary parts side by side in one tensor,
+      each complex layer one real GEMM with the block matrix ``[[P, −Q], [Q,
+      P]]`` (:func:`complex_linear`, four real multiply-adds per complex
+      weight), each activation one pass with a hand-written backward
+      (:func:`gabor_wavelet`);
+    * compiled (``torch.compile`` of :func:`_wire_gauss_forward`): Gauss's
+      three-product form, three real multiply-adds per complex weight, with
+      widths padded to a multiple of 16 for the GEMM kernels
+      (:func:`gauss_block`); its elementwise work fuses, which the extra adds
+      of this form need (eager, it measured no faster than the block form).
+
+    The output layer computes the real part only. A WIRE step still does
+    about 3x the matrix-product work of a KAN of the same size
+    (``bench/results_targets.md``).
 
     Initialisation: SIREN's rule (the first layer U(±1), the complex hidden
     weights' real and imaginary parts U(±√(6/n)/ω_hidden)), biases PyTorch's
@@ -870,9 +935,7 @@ class WIRE(_MLPINR):
         Hidden layer widths.
     compile : bool or str
         Compiled path (see :meth:`FunctionalINR._init_compile`): "auto"
-        (default), True or False. The compiled path runs each Gabor wavelet and
-        its backward as one compiled elementwise kernel
-        (:func:`gabor_wavelet`).
+        (default), True or False.
 
     Example
     -------
@@ -898,18 +961,45 @@ class WIRE(_MLPINR):
         self._sine_init(hidden_omega)
 
     def activation_width(self):
-        """Real and imaginary parts side by side: twice the widest layer."""
+        """Eager: real and imaginary parts side by side, twice the widest layer;
+        compiled: the three stacked parts of the widest padded layer."""
+        if self._compiled_now:
+            return 3 * _aligned(max(self.sizes))
         return 2 * max(self.sizes)
 
     def prepare_params(self, params):
-        """Adds each complex layer's real block matrix (``block{i}``, ``bias_row{i}``, see
-        :func:`complex_block`) and the output layer's real rows (``real_rows``,
-        ``real_bias``), built once per call instead of once per time chunk."""
+        """Adds the blocks of this call's path, built once per call instead of once per
+        time chunk: compiled, :meth:`gauss_params` (``gauss``); eager, each complex layer's
+        real block matrix (``block{i}``, ``bias_row{i}``, see :func:`complex_block`) and the
+        output layer's real rows (``real_rows``, ``real_bias``)."""
         params = dict(params)
+        if self._compiled_now:
+            params["gauss"] = self.gauss_params(params)
+            return params
         for i in range(1, self.n_layers - 1):
             params[f"block{i}"], params[f"bias_row{i}"] = complex_block(params[f"w{i}"], params[f"b{i}"])
         params["real_rows"], params["real_bias"] = self._real_rows(params)
         return params
+
+    def gauss_params(self, params):
+        """The compiled path's weights: ``(first, hidden, last)`` for :func:`_wire_gauss_forward`.
+
+        ``first``: the real first layer padded, ``([B, n_p, 1], [B, n_p])``;
+        ``hidden``: :func:`gauss_block` of each complex hidden layer;
+        ``last``: the output layer's real part, ``Pᵀ`` and ``−Qᵀ`` padded
+        (``[B, in_p, out]`` each) and ``Re(bias)`` ``[B, 1, out]``.
+        """
+        pad = torch.nn.functional.pad
+        w0, b0 = params["w0"], params["b0"]
+        extra = _aligned(w0.shape[1]) - w0.shape[1]
+        first = (pad(w0, (0, 0, 0, extra)), pad(b0, (0, extra)))
+        hidden = [gauss_block(params[f"w{i}"], params[f"b{i}"]) for i in range(1, self.n_layers - 1)]
+        weight, bias = params[f"w{self.n_layers - 1}"], params[f"b{self.n_layers - 1}"]
+        if weight.is_complex():
+            weight, bias = torch.view_as_real(weight), torch.view_as_real(bias)
+        extra = _aligned(weight.shape[2]) - weight.shape[2]
+        rows_re, rows_im = (pad(part, (0, extra)).transpose(-1, -2) for part in (weight[..., 0], -weight[..., 1]))
+        return first, hidden, (rows_re, rows_im, bias[..., 0].unsqueeze(1))
 
     def _real_rows(self, params):
         """The output layer's real part, Re = P a − Q b + Re(bias): ``[B, out, 2in]`` and ``[B, out]``."""
@@ -919,16 +1009,19 @@ class WIRE(_MLPINR):
         return torch.cat([weight[..., 0], -weight[..., 1]], dim=-1), bias[..., 0]
 
     def forward_params(self, t, params):
-        compiled = self._compiled_call(t, params)
+        if self._compiled_call(t, params):
+            gauss = params["gauss"] if "gauss" in params else self.gauss_params(params)
+            return compiled_function(_wire_gauss_forward)(
+                t, *gauss, self.first_omega, self.hidden_omega, self.scale**2
+            )
         z = linear(t, params["w0"], params["b0"])  # [B, T, n], real
-        first = compiled_function(_gabor_first) if compiled else _gabor_first
-        x = first(z, self.first_omega, self.scale**2)
+        x = _gabor_first(z, self.first_omega, self.scale**2)
         for i in range(1, self.n_layers - 1):
             if f"block{i}" in params:  # prepared once per call (prepare_params)
                 z = _block_linear(x, params[f"block{i}"], params[f"bias_row{i}"])  # [B, T, 2n]
             else:
                 z = complex_linear(x, params[f"w{i}"], params[f"b{i}"])
-            x = gabor_wavelet(z, self.hidden_omega, self.scale, compiled=compiled)
+            x = gabor_wavelet(z, self.hidden_omega, self.scale)
         if "real_rows" in params:
             real_rows, real_bias = params["real_rows"], params["real_bias"]
         else:

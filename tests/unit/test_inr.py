@@ -184,22 +184,27 @@ def test_gabor_wavelet_backward_gradcheck():
     assert torch.autograd.gradcheck(lambda x: gabor_wavelet(x, 3.0, 0.7), (z,))
 
 
-def test_gabor_wavelet_compiled_kernels_match_eager():
-    """The compiled forward/backward kernels give the eager ones' values and pass gradcheck."""
-    from fewsound_sb.nnet.inr import gabor_wavelet
-    from fewsound_sb.nnet.kan import compile_available
+def test_wire_gauss_form_equals_complex_formulation():
+    """The compiled path's form (Gauss's three products, widths padded to 16), run
+    uncompiled in float64: the complex form's values and weight gradients."""
+    from fewsound_sb.nnet.inr import _wire_gauss_forward
 
-    if not compile_available():
-        pytest.skip("no compiler for torch.compile here")
-    z = (0.3 * torch.randn(2, 5, 8, dtype=torch.float64)).requires_grad_()
-    assert torch.autograd.gradcheck(lambda x: gabor_wavelet(x, 3.0, 0.7, compiled=True), (z,))
-    z32 = z.detach().float().requires_grad_()
-    outs = []
-    for compiled in (False, True):
-        y = gabor_wavelet(z32, 30.0, 10.0, compiled=compiled)
-        outs.append((y, *torch.autograd.grad((y * torch.arange(8.0)).sum(), z32)))
-    for ref, got in zip(*outs):
-        assert torch.allclose(got, ref, rtol=1e-5, atol=1e-6 * float(ref.abs().max()))
+    torch.manual_seed(2)
+    net = build_inr("wire").double()  # widths 90 and 70: both padded
+    w = net.flat_weights().detach().unsqueeze(0).repeat(2, 1)
+    w = (w + 1e-3 * torch.randn_like(w)).requires_grad_()
+    t = time_grid(4096, dtype=torch.float64)[:256].unsqueeze(0)
+    first, hidden, last = net.gauss_params(net.unflatten(w))
+    assert first[0].shape == (2, 96, 1) and hidden[0][0].shape == (6, 96, 96)
+    assert hidden[-1][0].shape == (6, 96, 80) and last[0].shape == (2, 80, 1)
+    ours = _wire_gauss_forward(t, first, hidden, last, net.first_omega, net.hidden_omega, net.scale**2)
+    grad, = torch.autograd.grad(ours.square().sum(), w)
+    w_ref = w.detach().clone().requires_grad_()
+    reference = _wire_complex_reference(net, t, net.unflatten(w_ref))
+    grad_ref, = torch.autograd.grad(reference.square().sum(), w_ref)
+    assert ours.abs().max() > 0.05 and grad_ref.abs().max() > 1.0  # neither trivially small
+    assert torch.allclose(ours, reference, atol=1e-10, rtol=1e-8)
+    assert torch.allclose(grad, grad_ref, atol=1e-8, rtol=1e-7)
 
 
 @pytest.mark.parametrize("name", ["siren", "finer", "wire", "nerf", "rff"])
@@ -228,7 +233,7 @@ def test_compiled_path_is_the_same_network(name, caplog):
     assert net._compiled_now is None  # reset after the call
     from fewsound_sb.nnet import inr, kan
 
-    compiled_fns = (inr._gabor_forward, inr._gabor_first) if name == "wire" else (type(net).forward_params,)
+    compiled_fns = (inr._wire_gauss_forward,) if name == "wire" else (type(net).forward_params,)
     assert all(fn in kan._COMPILED for fn in compiled_fns)  # the compiled path did run
     with torch.no_grad():  # inference
         assert torch.allclose(net(t[0]), eager(t[0]), atol=1e-5 * float(results[0][0].abs().max()))

@@ -85,15 +85,21 @@ def test_chunk_size_budget():
     assert net.chunk_size(16, 32768, "cpu") == 32768
 
 
-@pytest.mark.parametrize("name, derived", [("kan", "combine_weights"), ("wire", "complex_block")])
-def test_weight_derived_blocks_are_built_once_per_call(name, derived, monkeypatch):
-    """KAN's combined weights and WIRE's real block matrices depend on the weights only:
-    one build per layer and call (prepare_params), not one per time chunk; a direct
-    forward_params call (no prepared blocks) builds them itself and gives the same values."""
+@pytest.mark.parametrize("name, derived, compile", [
+    ("kan", "combine_weights", False), ("wire", "complex_block", False), ("wire", "gauss_block", True),
+])
+def test_weight_derived_blocks_are_built_once_per_call(name, derived, compile, monkeypatch):
+    """KAN's combined weights and WIRE's real block matrices (eager: complex_block; compiled:
+    gauss_block) depend on the weights only: one build per layer and call (prepare_params),
+    not one per time chunk; a direct forward_params call (no prepared blocks) builds them
+    itself and gives the same values."""
     import fewsound_sb.nnet.inr as inr
+    from fewsound_sb.nnet.kan import compile_available
 
+    if compile and not compile_available():
+        pytest.skip("no compiler for torch.compile here")
     torch.manual_seed(0)
-    net = build_inr(name, **TINY[name])
+    net = build_inr(name, **TINY[name], **({"compile": True} if compile else {}))
     net.requires_grad_(False)
     t = time_grid(301)
     weights = net.flat_weights().detach() + 0.05 * torch.randn(3, net.num_params)
@@ -105,10 +111,13 @@ def test_weight_derived_blocks_are_built_once_per_call(name, derived, monkeypatc
         return original(*args)
 
     monkeypatch.setattr(inr, derived, counting)
+    net._compiled_now = compile  # activation width of the path that runs
     net.chunk_elements, net.min_chunk = 40 * 3 * net.activation_width(), 1
+    assert net.chunk_size(3, 301, "cpu") == 40  # eight chunks
+    net._compiled_now = None
     chunked = net.forward_flat(t, weights)
     layers = net.n_layers if name == "kan" else net.n_layers - 2  # WIRE: complex hidden layers
-    assert net.chunk_size(3, 301, "cpu") < 301 and len(built) == layers
+    assert len(built) == layers
     built.clear()
     direct = net.forward_params(t.unsqueeze(0), net.unflatten(weights))
     assert len(built) == layers
