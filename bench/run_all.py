@@ -235,8 +235,9 @@ def render_fit(fit):
         "clip-steps/s (higher is better); B = 1 is what fitting the clips one by one costs. "
         "Peak MB: RSS high-water mark a fitting step adds, fresh process per cell. "
         "Loss share: loss forward + backward alone / whole step. GFLOP / clip-step: forward + backward "
-        "of one clip (torch.utils.flop_counter: matrix products; the same arithmetic for kan and "
-        "kan-compiled); GFLOP/s: that times the clip-steps/s at the largest B.",
+        "of one clip (torch.utils.flop_counter: matrix products, of a compiled row's own code run "
+        "uncompiled; kan-compiled counted on kan's path, the same arithmetic); GFLOP/s: that times "
+        "the clip-steps/s at the largest B.",
         "",
         "| target | P | " + " | ".join(f"clip-steps/s B={b}" for b in batches)
         + f" | B={batches[-1]} vs B=1 | step vs KAN (B={batches[-1]}) | "

@@ -162,8 +162,10 @@ class FunctionalINR(torch.nn.Module):
     :meth:`_init_compile`) choose per call between their eager path and a
     ``torch.compile``'d one: SIREN and FINER compile their whole
     ``forward_params`` (``compile_graph``: the elementwise work of each layer
-    fuses into one pass), KAN and WIRE compile their own kernels (the KAN
-    layer's features, WIRE's Gabor wavelet). NeRF and RFF compile their whole
+    fuses into one pass), WIRE compiles its whole forward in another form of
+    the same arithmetic (Gauss's three-product complex layers, see
+    :class:`WIRE`), the KAN compiles its own kernels (the layer's features).
+    NeRF and RFF compile their whole
     ``forward_params`` too, but default to the eager path: compiled, their
     fitting steps were about 2x slower on CPU (``bench/results_targets.md``).
     """
@@ -300,15 +302,16 @@ class FunctionalINR(torch.nn.Module):
         y = self._forward_chunked(t, params, batch)
         return y[0] if squeeze else y
 
-    def activation_width(self):
+    def activation_width(self, compiled=False):
         """Widest activation per time point and clip, for :meth:`chunk_size`.
 
         The widest layer side in the spec; targets whose intermediate tensors
-        are wider than their layers (e.g. KAN's basis features) override it.
+        are wider than their layers (WIRE's parts) override it. ``compiled``:
+        the width on the compiled path (the same here).
         """
         return max(max(block.shape[0], block.fan_in) for block in self._spec)
 
-    def chunk_size(self, batch, num_points, device):
+    def chunk_size(self, batch, num_points, device, compiled=None):
         """Time points per chunk for ``batch`` clips (``num_points``: no chunking).
 
         Arguments
@@ -319,6 +322,9 @@ class FunctionalINR(torch.nn.Module):
             Time points T.
         device : torch.device or str
             CUDA is never chunked.
+        compiled : bool, optional
+            The path the call takes (its activation width may differ); by
+            default the one a call of B × T clip-points takes.
 
         Returns
         -------
@@ -336,7 +342,9 @@ class FunctionalINR(torch.nn.Module):
         """
         if not self.chunk_elements or torch.device(device).type == "cuda":
             return num_points
-        chunk = self.chunk_elements // (batch * self.activation_width())
+        if compiled is None:
+            compiled = self._use_compiled(batch * num_points)
+        chunk = self.chunk_elements // (batch * self.activation_width(compiled))
         return min(num_points, max(self.min_chunk, chunk))
 
     def prepare_params(self, params):
@@ -358,7 +366,7 @@ class FunctionalINR(torch.nn.Module):
         try:
             params = self.prepare_params(params)
             num_points = t.shape[1]
-            chunk = self.chunk_size(batch, num_points, t.device)
+            chunk = self.chunk_size(batch, num_points, t.device, compiled=self._compiled_now)
             if chunk >= num_points:
                 return self._forward_piece(t, params)
             pieces = t.tensor_split(-(-num_points // chunk), dim=1)
@@ -960,10 +968,10 @@ class WIRE(_MLPINR):
         self._build_mlp(1, hidden_sizes, complex_from=1)
         self._sine_init(hidden_omega)
 
-    def activation_width(self):
+    def activation_width(self, compiled=False):
         """Eager: real and imaginary parts side by side, twice the widest layer;
         compiled: the three stacked parts of the widest padded layer."""
-        if self._compiled_now:
+        if compiled:
             return 3 * _aligned(max(self.sizes))
         return 2 * max(self.sizes)
 

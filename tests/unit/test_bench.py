@@ -136,3 +136,24 @@ def test_compare_heads_runs_and_reports_both_models(tmp_path):
     assert "| FewSound-KAN |" in text and "| HyperSound-KAN |" in text
     assert text.count("| Model |") == 1
     assert "loss" in text and "→" in text
+
+
+def test_gemm_widths_reports_both_forms(tmp_path, monkeypatch):
+    """bench/gemm_widths.py: one row per form, width and B, the work of near-equal time
+    chunks covering every point (three n-wide products for gauss, one 2n-wide for block)."""
+    from bench import gemm_widths
+
+    monkeypatch.setattr(gemm_widths, "POINTS", 1000)
+    out = tmp_path / "gemm.md"
+    gemm_widths.main(["--widths", "6", "8", "--batches", "1", "3", "--repeats", "1", "--warmup", "0",
+                      "--output", str(out)])
+    rows = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))["rows"]
+    assert {(r["form"], r["width"], r["batch"]) for r in rows} == {
+        (form, n, b) for form in ("block", "gauss") for n in (6, 8) for b in (1, 3)}
+    for r in rows:
+        side, products = (2 * r["width"], 1) if r["form"] == "block" else (r["width"], 3)
+        n_chunks = -(-1000 // r["chunk"])
+        assert (n_chunks - 1) * r["chunk"] < 1000 <= n_chunks * r["chunk"]
+        assert r["gflop_per_clip"] == pytest.approx(3 * 2 * products * n_chunks * r["chunk"] * side**2 / 1e9)
+        assert r["ms_per_clip"] > 0 and r["gflop_per_s"] > 0
+        assert f"| {r['form']} | {r['width']} | {r['batch']} | {r['chunk']} |" in out.read_text(encoding="utf-8")

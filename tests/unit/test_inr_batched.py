@@ -111,10 +111,8 @@ def test_weight_derived_blocks_are_built_once_per_call(name, derived, compile, m
         return original(*args)
 
     monkeypatch.setattr(inr, derived, counting)
-    net._compiled_now = compile  # activation width of the path that runs
-    net.chunk_elements, net.min_chunk = 40 * 3 * net.activation_width(), 1
-    assert net.chunk_size(3, 301, "cpu") == 40  # eight chunks
-    net._compiled_now = None
+    net.chunk_elements, net.min_chunk = 40 * 3 * net.activation_width(compiled=compile), 1
+    assert net.chunk_size(3, 301, "cpu") == 40  # eight chunks, on the path the call takes
     chunked = net.forward_flat(t, weights)
     layers = net.n_layers if name == "kan" else net.n_layers - 2  # WIRE: complex hidden layers
     assert len(built) == layers
@@ -122,3 +120,14 @@ def test_weight_derived_blocks_are_built_once_per_call(name, derived, compile, m
     direct = net.forward_params(t.unsqueeze(0), net.unflatten(weights))
     assert len(built) == layers
     torch.testing.assert_close(direct, chunked, rtol=1e-4, atol=1e-5)
+
+
+def test_wire_chunk_size_follows_the_path():
+    """WIRE's activations are wider on its compiled path (three stacked parts of the width
+    padded to 16) than on its eager one (real and imaginary parts side by side)."""
+    net = build_inr("wire")  # widest layer 90
+    assert net.activation_width() == 180 and net.activation_width(compiled=True) == 3 * 96
+    assert net.chunk_size(1, 32768, "cpu", compiled=False) == net.chunk_elements // 180
+    assert net.chunk_size(1, 32768, "cpu", compiled=True) == net.chunk_elements // 288
+    default = net.chunk_size(4, 32768, "cpu")  # the path a call of 4 x 32,768 clip-points takes
+    assert default == net.chunk_size(4, 32768, "cpu", compiled=net._use_compiled(4 * 32768))
