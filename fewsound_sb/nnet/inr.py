@@ -708,14 +708,19 @@ def complex_block(weight, bias):
     tensor([[[ 1.,  2.],
              [-2.,  1.]]])
     """
-    if weight.is_complex():
-        weight, bias = torch.view_as_real(weight), torch.view_as_real(bias)
-    w_re, w_im = weight[..., 0], weight[..., 1]
+    w_re, w_im, b_re, b_im = _real_parts(weight, bias)
     block = torch.cat(
         [torch.cat([w_re, -w_im], dim=-1), torch.cat([w_im, w_re], dim=-1)], dim=-2
     )  # [B, 2out, 2in]
-    bias_row = torch.cat([bias[..., 0], bias[..., 1]], dim=-1).unsqueeze(-2)  # [B, 1, 2out]
+    bias_row = torch.cat([b_re, b_im], dim=-1).unsqueeze(-2)  # [B, 1, 2out]
     return block.transpose(-1, -2), bias_row
+
+
+def _real_parts(weight, bias):
+    """Real and imaginary parts of a complex layer's weight and bias, from complex tensors or (re, im) pairs."""
+    if weight.is_complex():
+        weight, bias = torch.view_as_real(weight), torch.view_as_real(bias)
+    return weight[..., 0], weight[..., 1], bias[..., 0], bias[..., 1]
 
 
 # The eager path's Gabor wavelet: forward and backward written with addcmul and
@@ -828,9 +833,9 @@ def gauss_block(weight, bias):
     products of the layer's size instead of four (one batched GEMM over the
     stacked ``Pᵀ, Qᵀ, (P + Q)ᵀ`` and the activation's stacked parts ``a, b,
     a + b``). Both widths are zero-padded to a multiple of
-    :data:`GAUSS_ALIGN`: on the AVX-512 CPU of ``bench/README.md`` a one-thread
-    GEMM of 96-wide operands ran at 89 GFLOP/s against 51 for 90-wide ones. A
-    padded unit's pre-activation is 0 and its weights out are 0, so it changes
+    :data:`GAUSS_ALIGN`: on the AVX-512 CPU of ``bench/README.md`` one thread
+    ran a 90-wide layer's three training products at 57 GFLOP/s and the same
+    padded to 96 at 75 (``bench/results_gemm_widths.md``). A padded unit's pre-activation is 0 and its weights out are 0, so it changes
     no value; its gradient is dropped by the padding's backward.
 
     Arguments
@@ -853,16 +858,14 @@ def gauss_block(weight, bias):
     >>> stack.shape, bias_re.shape, float(stack[2, 0, 0]), float(stack[0, 95, 95])
     (torch.Size([6, 96, 96]), torch.Size([2, 1, 96]), 2.0, 0.0)
     """
-    if weight.is_complex():
-        weight, bias = torch.view_as_real(weight), torch.view_as_real(bias)
-    w_re, w_im = weight[..., 0], weight[..., 1]  # [B, out, in]
+    w_re, w_im, b_re, b_im = _real_parts(weight, bias)  # weights [B, out, in]
     out_features, in_features = w_re.shape[-2:]
     pad_out = _aligned(out_features) - out_features
     stack = torch.nn.functional.pad(
         torch.stack([w_re, w_im, w_re + w_im], dim=1), (0, _aligned(in_features) - in_features, 0, pad_out)
     )  # [B, 3, out_p, in_p]
     stack = stack.transpose(-1, -2).reshape(-1, stack.shape[-1], stack.shape[-2])
-    bias_re, bias_im = (torch.nn.functional.pad(bias[..., j], (0, pad_out)).unsqueeze(1) for j in (0, 1))
+    bias_re, bias_im = (torch.nn.functional.pad(part, (0, pad_out)).unsqueeze(1) for part in (b_re, b_im))
     return stack, bias_re, bias_im
 
 
@@ -1002,19 +1005,15 @@ class WIRE(_MLPINR):
         extra = _aligned(w0.shape[1]) - w0.shape[1]
         first = (pad(w0, (0, 0, 0, extra)), pad(b0, (0, extra)))
         hidden = [gauss_block(params[f"w{i}"], params[f"b{i}"]) for i in range(1, self.n_layers - 1)]
-        weight, bias = params[f"w{self.n_layers - 1}"], params[f"b{self.n_layers - 1}"]
-        if weight.is_complex():
-            weight, bias = torch.view_as_real(weight), torch.view_as_real(bias)
-        extra = _aligned(weight.shape[2]) - weight.shape[2]
-        rows_re, rows_im = (pad(part, (0, extra)).transpose(-1, -2) for part in (weight[..., 0], -weight[..., 1]))
-        return first, hidden, (rows_re, rows_im, bias[..., 0].unsqueeze(1))
+        w_re, w_im, b_re, _ = _real_parts(params[f"w{self.n_layers - 1}"], params[f"b{self.n_layers - 1}"])
+        extra = _aligned(w_re.shape[2]) - w_re.shape[2]
+        rows_re, rows_im = (pad(part, (0, extra)).transpose(-1, -2) for part in (w_re, -w_im))
+        return first, hidden, (rows_re, rows_im, b_re.unsqueeze(1))
 
     def _real_rows(self, params):
         """The output layer's real part, Re = P a − Q b + Re(bias): ``[B, out, 2in]`` and ``[B, out]``."""
-        weight, bias = params[f"w{self.n_layers - 1}"], params[f"b{self.n_layers - 1}"]
-        if weight.is_complex():
-            weight, bias = torch.view_as_real(weight), torch.view_as_real(bias)
-        return torch.cat([weight[..., 0], -weight[..., 1]], dim=-1), bias[..., 0]
+        w_re, w_im, b_re, _ = _real_parts(params[f"w{self.n_layers - 1}"], params[f"b{self.n_layers - 1}"])
+        return torch.cat([w_re, -w_im], dim=-1), b_re
 
     def forward_params(self, t, params):
         if self._compiled_call(t, params):
