@@ -470,7 +470,7 @@ class NeRF(_MLPINR):
         Compiled path (``torch.compile(forward_params)``, see
         :meth:`FunctionalINR._init_compile`). Default False: compiled, a
         fitting step of this ReLU MLP was about 2x slower than eager on CPU
-        (0.54x as fast at B = 16, ``bench/results_targets.md``); "auto" or True to use it
+        (0.51x as fast at B = 16, ``bench/results_targets.md``); "auto" or True to use it
         anyway (e.g. on CUDA).
 
     Example
@@ -514,7 +514,7 @@ class RFF(_MLPINR):
         Seed of the random frequency draw.
     compile : bool or str
         As :class:`NeRF`'s (default False: compiled, the fitting step was
-        0.56x as fast at B = 16 on CPU, ``bench/results_targets.md``).
+        0.47x as fast at B = 16 on CPU, ``bench/results_targets.md``).
 
     Example
     -------
@@ -752,10 +752,14 @@ def _gabor_backward_eager(z, out, grad, omega, s2):
     return grad_z
 
 
+def _first_wavelet(z, omega, s2):
+    """Magnitude and phase of the first Gabor activation, of a real z (b = 0): exp(−s²a²) and ωa."""
+    return torch.exp(z.square() * -s2), z * omega
+
+
 def _gabor_first(z, omega, s2):
-    """The first Gabor activation, of a real z (b = 0): exp(−s²a²)·(cos ωa + i sin ωa) as ``[re | im]``."""
-    magnitude = torch.exp(z.square() * -s2)
-    phase = z * omega
+    """The first Gabor activation, exp(−s²a²)·(cos ωa + i sin ωa), as ``[re | im]`` (eager path)."""
+    magnitude, phase = _first_wavelet(z, omega, s2)
     return torch.cat([magnitude * torch.cos(phase), magnitude * torch.sin(phase)], dim=-1)
 
 
@@ -835,8 +839,9 @@ def gauss_block(weight, bias):
     a + b``). Both widths are zero-padded to a multiple of
     :data:`GAUSS_ALIGN`: on the AVX-512 CPU of ``bench/README.md`` one thread
     ran a 90-wide layer's three training products at 57 GFLOP/s and the same
-    padded to 96 at 75 (``bench/results_gemm_widths.md``). A padded unit's pre-activation is 0 and its weights out are 0, so it changes
-    no value; its gradient is dropped by the padding's backward.
+    padded to 96 at 75 (``bench/results_gemm_widths.md``). A padded unit's
+    pre-activation is 0 and its outgoing weights are 0, so it changes no
+    value; its gradient is dropped by the padding's backward.
 
     Arguments
     ---------
@@ -887,7 +892,7 @@ def _wire_gauss_forward(t, first, hidden, last, first_omega: float, hidden_omega
     """
     w0, b0 = first
     z = linear(t, w0, b0)  # [B, T, n_p], real
-    x = _gabor_parts(torch.exp(z.square() * -s2), z * first_omega)
+    x = _gabor_parts(*_first_wavelet(z, first_omega, s2))
     batch = x.shape[0]
     for stack, bias_re, bias_im in hidden:
         products = torch.bmm(x.flatten(0, 1), stack).unflatten(0, (batch, 3))  # [B, 3, T, out_p]
