@@ -10,7 +10,9 @@ computed once per model (:meth:`FewSoundHead.universal_embedding`, cached in
 inference) and timed apart ("G(θ) once"). Stages: encode = E; decode = H (with
 the cached G(θ)) + the target on the time grid. The encoder is also timed with
 ``torch.nn.ELU`` in place of :class:`fewsound_sb.nnet.activations.ELU` (same
-weights, same function, torch's ``expm1`` kernel). The real-time factor of a
+weights, same function, torch's ``expm1`` kernel), and under bfloat16 autocast
+(the inference interface's ``precision: bf16``; head and target stay float32),
+with how far that moves the embedding E(x) from float32's (relative L2). The real-time factor of a
 stage is its compute time / the audio duration of the batch (below 1: faster
 than real time; "x real time" is its inverse).
 
@@ -66,6 +68,11 @@ def gemm_gflops(device="cpu", size=2048, repeats=10):
     return 2 * size**3 / best / 1e9
 
 
+def relative_deviation(reference, other):
+    """``‖other − reference‖ / ‖reference‖`` (float32)."""
+    return ((other.float() - reference).norm() / reference.norm()).item()
+
+
 def count_flops(fn):
     """Floating-point operations of ``fn()`` (torch.utils.flop_counter: matmuls and convolutions)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -115,10 +122,14 @@ def run(repeats, warmup, device="cpu", quick=False, batches=(1, 8), compile=Fals
             with torch.inference_mode():
                 torch_elu_encoder(wav)
 
+        def encode_bf16(n=n, wav=wav):  # the inference interface's precision: bf16
+            with torch.inference_mode(), torch.autocast(torch.device(device).type, dtype=torch.bfloat16):
+                state[f"embedding bf16 {n}"] = encoder(wav)
+
         encode()
         hyper()
         fns.update({f"encode E, n={n}": encode, f"decode H, n={n}": hyper, f"decode target, n={n}": target,
-                    f"encode E torch.nn.ELU, n={n}": encode_torch_elu})
+                    f"encode E torch.nn.ELU, n={n}": encode_torch_elu, f"encode E bf16, n={n}": encode_bf16})
     times = interleaved_medians(fns, repeats, warmup, device)
     n0 = batches[0]  # operations per piece, from the first batch size
     # compiled kernels bypass the FLOP counter: count the target on its eager path
@@ -134,6 +145,8 @@ def run(repeats, warmup, device="cpu", quick=False, batches=(1, 8), compile=Fals
         "decode": (count_flops(fns[f"decode H, n={n0}"]) + count_flops(eager_decode)) / n0,
     }
     rate = gemm_gflops(device)
+    # what bf16 changes: the embedding the float32 head reads
+    bf16_deviation = relative_deviation(state[f"embedding {n0}"], state[f"embedding bf16 {n0}"])
     stages = {}
     for n in batches:
         audio_s = n * duration_s
@@ -143,6 +156,8 @@ def run(repeats, warmup, device="cpu", quick=False, batches=(1, 8), compile=Fals
             "audio_s": audio_s,
             "encode_ms": enc,
             "encode_torch_elu_ms": times[f"encode E torch.nn.ELU, n={n}"]["median_ms"],
+            "encode_bf16_ms": times[f"encode E bf16, n={n}"]["median_ms"],
+            "rtf_total_bf16": (times[f"encode E bf16, n={n}"]["median_ms"] + dec) / 1000.0 / audio_s,
             "decode_h_ms": times[f"decode H, n={n}"]["median_ms"],
             "decode_target_ms": times[f"decode target, n={n}"]["median_ms"],
             "decode_ms": dec,
@@ -166,6 +181,7 @@ def run(repeats, warmup, device="cpu", quick=False, batches=(1, 8), compile=Fals
         "rtf": stages[str(batches[0])]["rtf_total"],
         "flops_per_piece": flops,
         "gemm_gflops": rate,
+        "bf16_embedding_deviation": bf16_deviation,
         "floor_ms_per_piece": 1000.0 * (flops["encode"] + flops["decode"]) / (rate * 1e9),
         "output_shape": list(state[f"wav {batches[0]}"].shape),
     }

@@ -300,6 +300,15 @@ def render_fewsound(few):
         lines += ["", "Encode E with torch.nn.ELU (expm1) instead of ours (exp), same weights: " + "; ".join(
             f"n = {n}: {_fmt(st['encode_torch_elu_ms'])} ms ({st['encode_torch_elu_ms'] / st['encode_ms']:.2f}x ours)"
             for n, st in with_torch_elu) + "."]
+    with_bf16 = [(n, st) for n, st in few["stages"].items() if "encode_bf16_ms" in st]
+    if with_bf16:
+        lines += ["", "Encode E in bfloat16 (autocast; the inference YAML's `precision: bf16`; head and target "
+                  "in float32): " + "; ".join(
+                      f"n = {n}: {_fmt(st['encode_bf16_ms'])} ms ({st['encode_ms'] / st['encode_bf16_ms']:.2f}x "
+                      f"faster than fp32), {1 / st['rtf_total_bf16']:.1f}x real time in all"
+                      for n, st in with_bf16)
+                  + f". The embedding E(x) is {100 * few['bf16_embedding_deviation']:.2f} % (relative L2) "
+                  "away from float32's."]
     if "flops_per_piece" in few:
         ops = few["flops_per_piece"]
         n0 = next(iter(few["stages"]))

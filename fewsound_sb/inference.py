@@ -41,6 +41,18 @@ runs N steps of the single-clip fitter (:class:`fewsound_sb.fitting.INRFitter`,
 batched over the pieces, settings ``refine_*`` in the model's YAML). It bridges
 the gap between the hypernetwork (one forward pass) and per-clip fitting from
 scratch (thousands of steps); ``bench/bench_refine.py`` measures it.
+
+Precision
+---------
+``precision`` (``fp32`` | ``bf16`` | ``fp16``, SpeechBrain's run option, set
+in the model's YAML or ``run_opts={"precision": "bf16"}``) runs the sound
+encoder E under ``torch.autocast`` (SpeechBrain's ``inference_ctx``): its
+convolutions and matrix products in that precision, its output cast back to
+float32. The hypernetwork head and the INR stay in float32 always: the
+weights are the product, and the first layers of the periodic targets take
+arguments like ``2000 · t`` whose phase bfloat16's 8-bit mantissa cannot hold.
+``bench/bench_fewsound.py`` measures the encoder's speed and the weights'
+deviation from float32 per precision.
 """
 
 import copy
@@ -71,6 +83,7 @@ GAIN_EPS = 1e-8  # peak_normalize's floor: a silent piece gets gain 1e-8 and sta
 # Top-level keys of a training YAML that the inference YAML keeps (with every
 # object they use); the rest (data, optimiser, logging) is left out.
 KEPT_TRAINING_KEYS = ("sample_rate", "crop_length", "model_name", "target", "encoder", "head")
+PRECISIONS = ("fp32", "bf16", "fp16")  # SpeechBrain's autocast modes (AMPConfig)
 INFERENCE_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hparams",
                                   "inference.yaml")
 
@@ -325,8 +338,12 @@ class Reconstructor(Pretrained):
         "refine_eps", "refine_loss", "model_name",
     ]
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, modules=None, hparams=None, run_opts=None, freeze_params=True):
+        precision = (hparams or {}).get("precision", "fp32")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r} in the model's {HPARAMS_FILE}: "
+                             f"use one of {', '.join(PRECISIONS)}")
+        super().__init__(modules, hparams, run_opts, freeze_params)
         encoder = self.mods.encoder
         hp = self.hparams
         if encoder.sample_rate != hp.sample_rate:
@@ -375,6 +392,9 @@ class Reconstructor(Pretrained):
     def encode_batch(self, pieces):
         """Hypernetwork weights of peak-normalised pieces.
 
+        The encoder runs in the model's ``precision`` (see the module
+        docstring), the head in float32.
+
         Arguments
         ---------
         pieces : torch.Tensor
@@ -387,7 +407,9 @@ class Reconstructor(Pretrained):
         """
         with torch.no_grad():
             pieces = pieces.to(self.device, torch.float32)
-            return self.mods.head(self.mods.encoder(pieces))
+            with self.inference_ctx:  # torch.autocast in the model's precision (no-op for fp32)
+                embedding = self.mods.encoder(pieces)
+            return self.mods.head(embedding.float())
 
     def forward(self, pieces):
         """Same as :meth:`encode_batch`."""

@@ -39,14 +39,23 @@ def _common(parser):
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
 
 
+def _model_options(parser):
+    from fewsound_sb.inference import PRECISIONS
+
+    _common(parser)
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="the sound encoder's precision (default: the model's YAML, fp32)")
+
+
 def _load_model(args, parser, name):
     from fewsound_sb.inference import Reconstructor
 
+    run_opts = {"device": args.device}
+    if args.precision:  # a run option: also for model folders exported without the key
+        run_opts["precision"] = args.precision
     try:
-        return Reconstructor.from_hparams(
-            source=args.model, run_opts={"device": args.device},
-            overrides={"progress": not args.no_progress},
-        )
+        return Reconstructor.from_hparams(source=args.model, run_opts=run_opts,
+                                          overrides={"progress": not args.no_progress})
     except _ERRORS as err:
         parser.exit(2, f"{name}: error: {err}\n")
 
@@ -92,7 +101,7 @@ def main_reconstruct(argv=None):
     parser.add_argument("--weights", default=None, help="also save the weights file here")
     parser.add_argument("--dtype", choices=STORAGE_DTYPES, default="fp32",
                         help="storage dtype of --weights (the audio is decoded from it)")
-    _common(parser)
+    _model_options(parser)
     args = parser.parse_args(argv)
     model = _load_model(args, parser, name)
     try:
@@ -124,7 +133,7 @@ def main_encode(argv=None):
                         help="storage dtype of the weights (int8: one scale per piece)")
     parser.add_argument("--refine_steps", type=int, default=None,
                         help="fitter steps from the hypernetwork's weights")
-    _common(parser)
+    _model_options(parser)
     args = parser.parse_args(argv)
     model = _load_model(args, parser, name)
     from fewsound_sb.dataio import read_audio
@@ -315,7 +324,7 @@ def main_compare(argv=None):
     parser.add_argument("--max_seconds", type=float, default=3.0,
                         help="use at most this much of the file (from its start)")
     parser.add_argument("--metrics", default="mse,psnr,lsd,si_snr,pesq")
-    _common(parser)
+    _model_options(parser)
     args = parser.parse_args(argv)
     model = _load_model(args, parser, name)
     try:

@@ -353,26 +353,54 @@ class FunctionalINR(torch.nn.Module):
         :meth:`forward` and :meth:`forward_flat` call it once per call and pass
         its result to :meth:`forward_params` for every time chunk, so work that
         does not depend on t (KAN's combined weights, WIRE's real block
-        matrices) is done once per call instead of once per chunk, and its
-        gradient flows back once. ``forward_params`` computes a derived block
+        matrices) is done once per call (per clip group, see
+        :meth:`clip_group`) instead of once per chunk, and its gradient flows
+        back once. ``forward_params`` computes a derived block
         itself where the dict lacks it (a direct call).
         """
         return params
 
+    def clip_group(self, batch, compiled):
+        """Clips evaluated together per time chunk, for a call of ``batch`` clips (default: all).
+
+        The time axis is chunked for all clips of a call at once, so that more
+        clips mean shorter chunks (:meth:`chunk_size`). A target whose matrix
+        products lose throughput on short chunks overrides this: the call then
+        evaluates its clips in groups of at most this many, each group over
+        its own, longer, chunks (same values and gradients; see :class:`WIRE`).
+        ``compiled``: the path the call takes.
+        """
+        return batch
+
     def _forward_chunked(self, t, params, batch):
-        """``forward_params`` over time chunks of ``t`` ``[Bt, T, 1]`` (see the class docstring)."""
+        """``forward_params`` over clip groups and time chunks of ``t`` ``[Bt, T, 1]`` (see the class docstring)."""
         # the path is chosen once per call, for the whole B × T (not per chunk)
         self._compiled_now = self._use_compiled(batch * t.shape[1])
         try:
-            params = self.prepare_params(params)
-            num_points = t.shape[1]
-            chunk = self.chunk_size(batch, num_points, t.device, compiled=self._compiled_now)
-            if chunk >= num_points:
-                return self._forward_piece(t, params)
-            pieces = t.tensor_split(-(-num_points // chunk), dim=1)
-            return torch.cat([self._forward_piece(piece, params) for piece in pieces], dim=1)
+            group = max(1, min(batch, self.clip_group(batch, self._compiled_now)))
+            if group == batch:
+                return self._forward_time_chunks(t, self.prepare_params(params), batch)
+            n_groups = -(-batch // group)
+            # split views: each group's gradient flows back through one concatenation
+            blocks = {name: value.tensor_split(n_groups) for name, value in params.items()}
+            times = t.tensor_split(n_groups) if t.shape[0] > 1 else [t] * n_groups
+            outputs = []
+            for i, t_group in enumerate(times):
+                group_params = self.prepare_params({name: parts[i] for name, parts in blocks.items()})
+                group_batch = next(iter(blocks.values()))[i].shape[0]
+                outputs.append(self._forward_time_chunks(t_group, group_params, group_batch))
+            return torch.cat(outputs)
         finally:
             self._compiled_now = None
+
+    def _forward_time_chunks(self, t, params, batch):
+        """``forward_params`` of ``batch`` clips over near-equal time chunks (:meth:`chunk_size`)."""
+        num_points = t.shape[1]
+        chunk = self.chunk_size(batch, num_points, t.device, compiled=self._compiled_now)
+        if chunk >= num_points:
+            return self._forward_piece(t, params)
+        pieces = t.tensor_split(-(-num_points // chunk), dim=1)
+        return torch.cat([self._forward_piece(piece, params) for piece in pieces], dim=1)
 
     def _forward_piece(self, t, params):
         if self._compiled_now and self.compile_graph:
@@ -975,6 +1003,13 @@ class WIRE(_MLPINR):
         self._complex_blocks = tuple(n for i in range(1, n_layers) for n in (f"w{i}", f"b{i}"))
         self._build_mlp(1, hidden_sizes, complex_from=1)
         self._sine_init(hidden_omega)
+
+    def clip_group(self, batch, compiled):
+        """Compiled: one clip per group. Its three-part GEMMs over a short chunk of many
+        clips (256 points at B = 16) ran 10 % slower per clip than over a clip's own long
+        chunks (3,640 points); eager (block form): all clips, it lost nothing
+        (``bench/results_gemm_widths.md``, ``bench/README.md``)."""
+        return 1 if compiled else batch
 
     def activation_width(self, compiled=False):
         """Eager: real and imaginary parts side by side, twice the widest layer;

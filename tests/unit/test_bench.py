@@ -83,6 +83,10 @@ def test_quick_run_writes_report(quick_results):
     assert all(st["rtf_encode"] > 0 and st["rtf_decode"] > 0 for st in few["stages"].values())
     assert all(st["encode_torch_elu_ms"] > 0 for st in few["stages"].values())
     assert "Encode E with torch.nn.ELU (expm1) instead of ours" in text
+    assert all(st["encode_bf16_ms"] > 0 and st["rtf_total_bf16"] > 0 for st in few["stages"].values())
+    # bf16 moves the embedding, but not far (a few per cent at most)
+    assert 0 < few["bf16_embedding_deviation"] < 0.1
+    assert "Encode E in bfloat16" in text
     assert {"soundstream", "soundstream-torch-elu"} <= set(data["encoders"]["rows"])
     assert "RTF encode" in text and "Fitting throughput, all targets" in text
     assert data["machine"]["torch"] == torch.__version__

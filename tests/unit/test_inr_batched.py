@@ -115,11 +115,58 @@ def test_weight_derived_blocks_are_built_once_per_call(name, derived, compile, m
     assert net.chunk_size(3, 301, "cpu") == 40  # eight chunks, on the path the call takes
     chunked = net.forward_flat(t, weights)
     layers = net.n_layers if name == "kan" else net.n_layers - 2  # WIRE: complex hidden layers
-    assert len(built) == layers
+    groups = -(-3 // net.clip_group(3, compiled=compile))  # compiled WIRE: one clip per group
+    assert groups == (3 if (name, compile) == ("wire", True) else 1)
+    assert len(built) == layers * groups  # once per clip group, not per chunk
     built.clear()
     direct = net.forward_params(t.unsqueeze(0), net.unflatten(weights))
     assert len(built) == layers
     torch.testing.assert_close(direct, chunked, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("group, sizes", [(1, [1] * 5), (2, [2, 2, 1]), (5, [5])])
+@pytest.mark.parametrize("shared_time", [True, False])
+def test_clip_groups_give_the_one_pass_values_and_gradients(group, sizes, shared_time):
+    """A target evaluating its clips in groups (clip_group) gives the values and weight
+    gradients of one pass over all clips; every group is chunked over time on its own."""
+    torch.manual_seed(0)
+    net = build_inr("siren", **TINY["siren"])
+    net.requires_grad_(False)
+    points, batch = 301, 5
+    t = time_grid(points) if shared_time else time_grid(points).expand(batch, points, 1)
+    weights = net.flat_weights().detach() + 0.05 * torch.randn(batch, net.num_params)
+    target = 0.3 * torch.randn(batch, points, 1)
+    net.chunk_elements = 0
+    ref_out, ref_grad = _fit_outputs(net, weights, t, target)
+
+    calls = []
+    original = net.forward_params
+
+    def counting(t_piece, params):
+        calls.append((params["w0"].shape[0], t_piece.shape[1]))
+        return original(t_piece, params)
+
+    net.forward_params = counting
+    net.clip_group = lambda batch, compiled: group
+    net.chunk_elements, net.min_chunk = 100 * net.activation_width(), 1  # 100 clip-points a chunk
+    out, grad = _fit_outputs(net, weights, t, target)
+    assert sum(n for _, n in calls) == points * len(sizes)
+    groups = []  # consecutive calls of one group
+    for b, n in calls:
+        if not groups or groups[-1][1] == points:
+            groups.append([b, 0])
+        groups[-1][1] += n
+    assert [b for b, _ in groups] == sizes  # the groups, in order, each over the whole time axis
+    assert all(n <= -(-100 // b) for b, n in calls)  # each group's own chunk length
+    torch.testing.assert_close(out, ref_out, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-3, atol=1e-5)
+
+
+def test_wire_groups_clips_on_its_compiled_path_only():
+    net = build_inr("wire")
+    assert net.clip_group(16, compiled=True) == 1
+    assert net.clip_group(16, compiled=False) == 16
+    assert build_inr("siren").clip_group(16, compiled=True) == 16  # the default: all clips
 
 
 def test_wire_chunk_size_follows_the_path():
