@@ -112,6 +112,19 @@ def step_gflop(row, points, device="cpu"):
     return counter.get_total_flops() / 1e9
 
 
+def chunking(net, batch, points, device="cpu"):
+    """How a call of ``batch`` clips is tiled: clips evaluated together and their time chunk.
+
+    Example
+    -------
+    >>> chunking(build_target("siren"), 4, 32768)
+    {'clips_per_chunk': 4, 'chunk': 2912}
+    """
+    compiled = net._use_compiled(batch * points)
+    group = min(batch, net.clip_group(batch, compiled))
+    return {"clips_per_chunk": group, "chunk": net.chunk_size(group, points, device, compiled=compiled)}
+
+
 def run(batches, points, repeats, warmup, device="cpu", targets=None):
     """Median step time, clip-steps/s and the loss's share, per target and batch size (all interleaved)."""
     targets = list(targets or TARGETS)
@@ -148,7 +161,7 @@ def run(batches, points, repeats, warmup, device="cpu", targets=None):
                 "clip_steps_per_s": 1000.0 * b / step["median_ms"],
                 "loss_ms": loss["median_ms"],
                 "loss_share": loss["median_ms"] / step["median_ms"],
-                "chunk": nets[row].chunk_size(b, points, device),
+                **chunking(nets[row], b, points, device),
             }
         rows[row] = entry
     return {"points": points, "rows": rows, "batches": [int(b) for b in batches]}

@@ -12,8 +12,11 @@ in the two real forms of :mod:`fewsound_sb.nnet.inr`:
 * gauss: ``Pa, Qb, (P + Q)(a + b)``, three ``n``-wide products per clip
   (the compiled path, :func:`~fewsound_sb.nnet.inr.gauss_block`),
 
-each at the layer's width n = 90 and padded to 96. Chunk lengths are the
-fitter's (:meth:`~fewsound_sb.nnet.inr.FunctionalINR.chunk_size` for B clips).
+each at the layer's width n = 90 and padded to 96. Chunk lengths are those
+of B clips per chunk (:meth:`~fewsound_sb.nnet.inr.FunctionalINR.chunk_size`
+for B clips). The Gauss rows at B = 16 (short chunks of 16 clips) are why
+compiled WIRE evaluates a batch one clip per chunk
+(:meth:`~fewsound_sb.nnet.inr.WIRE.clip_group`): its products then run as at B = 1.
 Reported: ms per clip for the layer (median of interleaved rounds) and the
 GFLOP/s it reaches, counting the padded products' own work.
 """

@@ -266,10 +266,17 @@ def render_fit(fit):
             + " | " + " | ".join(shares) + f" | {_fmt(entry.get('gflop_per_clip_step'), 2)} | "
             + f"{_fmt(entry.get('gflop_per_clip_step', 0) * speed[-1] or None, 1)} |"
         )
-    lines += ["", "Time chunks per call (CPU; `FunctionalINR.chunk_size`): " + "; ".join(
-        f"{name} " + "/".join(str(entry["batches"][b]["chunk"]) for b in batches)
-        for name, entry in fit["rows"].items()
-    ) + f" points at B = {'/'.join(batches)}.", ""]
+    def tiles(entry):
+        cells = [entry["batches"][b] for b in batches]
+        text = "/".join(str(c["chunk"]) for c in cells)
+        if any(c.get("clips_per_chunk", int(b)) != int(b) for c, b in zip(cells, batches)):
+            text += " (" + "/".join(str(c["clips_per_chunk"]) for c in cells) + " clips per chunk)"
+        return text
+
+    lines += ["", "Time chunks per call (CPU; `FunctionalINR.chunk_size`, all clips of a call per chunk "
+              "unless said; `FunctionalINR.clip_group`): " + "; ".join(
+                  f"{name} {tiles(entry)}" for name, entry in fit["rows"].items()
+              ) + f" points at B = {'/'.join(batches)}.", ""]
     return lines
 
 

@@ -161,3 +161,35 @@ def test_gemm_widths_reports_both_forms(tmp_path, monkeypatch):
         assert r["gflop_per_clip"] == pytest.approx(3 * 2 * products * n_chunks * r["chunk"] * side**2 / 1e9)
         assert r["ms_per_clip"] > 0 and r["gflop_per_s"] > 0
         assert f"| {r['form']} | {r['width']} | {r['batch']} | {r['chunk']} |" in out.read_text(encoding="utf-8")
+
+
+def test_fit_table_reports_how_calls_are_tiled():
+    """The fit table's chunk line follows the path a call takes: compiled WIRE one clip per
+    chunk (FunctionalINR.clip_group), every other target all clips of the call."""
+    from bench import bench_fit
+    from fewsound_sb.nnet import kan
+
+    siren = bench_fit.chunking(bench_fit.build_target("siren"), 16, 32768)
+    assert siren == {"clips_per_chunk": 16, "chunk": 728}
+    if kan.compile_available():
+        wire = bench_fit.build_target("wire-compiled")
+        assert bench_fit.chunking(wire, 16, 32768) == bench_fit.chunking(wire, 1, 32768) == {
+            "clips_per_chunk": 1, "chunk": 3640}
+
+
+def test_clip_groups_bench_times_each_group_against_the_loop(tmp_path):
+    """bench/clip_groups.py: one row per group size, the target's own choice marked, the
+    ratio to B = 1 from the same rounds; the forced group is what the call uses."""
+    from bench import bench_fit, clip_groups
+
+    net = clip_groups.forced_group(bench_fit.build_target("nerf"), 1)
+    assert net.clip_group(3, False) == 1 and bench_fit.chunking(net, 3, 1500)["clips_per_chunk"] == 1
+    out = tmp_path / "groups.md"
+    results = clip_groups.main(["--targets", "nerf", "--batch", "3", "--groups", "3", "1", "--points",
+                                "1500", "--repeats", "1", "--warmup", "0", "--output", str(out)])
+    assert [(r["row"], r["group"], r["default"]) for r in results] == [("nerf", 3, True), ("nerf", 1, False)]
+    for r in results:
+        assert r["ms_per_clip"] > 0 and r["vs_loop"] == pytest.approx(r["ms_per_clip"] / r["loop_ms_per_clip"])
+    text = out.read_text(encoding="utf-8")
+    assert "| nerf | 3 | **3** |" in text and "| nerf | 3 | 1 |" in text
+    assert json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))["results"] == results
