@@ -14,7 +14,6 @@ the ratio to B = 1 (below 1: faster than a loop).
 """
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -25,7 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import torch  # noqa: E402
 
 from bench.bench_fit import TARGETS, build_target, make_fit_step  # noqa: E402
-from bench.common import interleaved_medians, machine_info  # noqa: E402
+from bench.common import interleaved_medians, script_report, write_report  # noqa: E402
 
 logger = logging.getLogger("bench")
 
@@ -95,14 +94,8 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     results = run(args.targets, args.batch, args.groups, args.points, args.repeats, args.warmup)
-    info = machine_info("cpu")
-    command = "python bench/clip_groups.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = render(results, {"cpu": info.get("cpu", "cpu"), "torch": torch.__version__,
-                            "threads": torch.get_num_threads()}, command.strip())
-    with open(args.output, "w", encoding="utf-8") as f:
-        f.write(text)
-    with open(os.path.splitext(args.output)[0] + ".json", "w", encoding="utf-8") as f:
-        json.dump({"command": command.strip(), "results": results}, f, indent=1)
+    text, payload = script_report("clip_groups.py", argv, render, "results", results)
+    write_report(args.output, text, payload)
     print(text)
     return results
 

@@ -172,3 +172,26 @@ def probe_memory_subprocess(args, timeout=1800):
         return {"error": (done.stderr or done.stdout).strip().splitlines()[-1:] or ["failed"]}
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
     return json.loads(lines[-1]) if lines else {"error": "no output"}
+
+
+def script_report(script, argv, render, data_key, data):
+    """A single-table bench script's report: ``render(data, info, command)`` → (Markdown, JSON payload).
+
+    ``info`` holds the CPU, torch version and threads; ``command`` is the command line
+    that ran (``python bench/<script> <argv>``). The JSON payload is
+    ``{"command": command, data_key: data}``.
+    """
+    info = machine_info("cpu")
+    args = argv if argv is not None else sys.argv[1:]
+    command = f"python bench/{script} {' '.join(args)}".strip()
+    text = render(data, {"cpu": info.get("cpu", "cpu"), "torch": torch.__version__,
+                         "threads": torch.get_num_threads()}, command)
+    return text, {"command": command, data_key: data}
+
+
+def write_report(output, text, payload):
+    """Write ``output`` (Markdown) and the JSON payload next to it (same stem, ``.json``)."""
+    with open(output, "w", encoding="utf-8") as f:
+        f.write(text)
+    with open(os.path.splitext(output)[0] + ".json", "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1)

@@ -22,7 +22,6 @@ GFLOP/s it reaches, counting the padded products' own work.
 """
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -32,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import torch  # noqa: E402
 
-from bench.common import interleaved_medians, machine_info  # noqa: E402
+from bench.common import interleaved_medians, script_report, write_report  # noqa: E402
 
 POINTS = 32768
 CHUNK_ELEMENTS = 2**20  # FunctionalINR.chunk_elements
@@ -118,14 +117,8 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = run(args.widths, args.batches, args.repeats, args.warmup)
-    info = machine_info("cpu")
-    command = "python bench/gemm_widths.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = render(rows, {"cpu": info.get("cpu", "cpu"), "torch": torch.__version__,
-                         "threads": torch.get_num_threads()}, command.strip())
-    with open(args.output, "w") as f:
-        f.write(text)
-    with open(os.path.splitext(args.output)[0] + ".json", "w") as f:
-        json.dump({"command": command, "rows": rows}, f, indent=1)
+    text, payload = script_report("gemm_widths.py", argv, render, "rows", rows)
+    write_report(args.output, text, payload)
     print(text)
 
 

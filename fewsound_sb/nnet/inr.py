@@ -368,7 +368,8 @@ class FunctionalINR(torch.nn.Module):
         products lose throughput on short chunks overrides this: the call then
         evaluates its clips in groups of at most this many, each group over
         its own, longer, chunks (same values and gradients; see :class:`WIRE`).
-        ``compiled``: the path the call takes.
+        ``compiled``: the path the call takes. Used only where the time axis is
+        chunked (CPU, ``chunk_elements`` > 0): on CUDA every call is one pass.
         """
         return batch
 
@@ -377,7 +378,8 @@ class FunctionalINR(torch.nn.Module):
         # the path is chosen once per call, for the whole B × T (not per chunk)
         self._compiled_now = self._use_compiled(batch * t.shape[1])
         try:
-            group = max(1, min(batch, self.clip_group(batch, self._compiled_now)))
+            chunked = self.chunk_elements and t.device.type != "cuda"  # clip groups tile the chunking
+            group = max(1, min(batch, self.clip_group(batch, self._compiled_now))) if chunked else batch
             if group == batch:
                 return self._forward_time_chunks(t, self.prepare_params(params), batch)
             n_groups = -(-batch // group)
@@ -1006,9 +1008,11 @@ class WIRE(_MLPINR):
 
     def clip_group(self, batch, compiled):
         """Compiled: one clip per group. Its three-part GEMMs over a short chunk of many
-        clips (256 points at B = 16) ran 10 % slower per clip than over a clip's own long
-        chunks (3,640 points); eager (block form): all clips, it lost nothing
-        (``bench/results_gemm_widths.md``, ``bench/README.md``)."""
+        clips (256 points at B = 16) ran 10 % slower per clip than over one clip's long
+        chunks (``bench/results_gemm_widths.md``), and a fitting step at B = 16 took 1.07x
+        the loop's time per clip with all clips per chunk against 1.02x one at a time
+        (``bench/results_clip_groups_wire.md``). Eager (block form): all clips, one at a
+        time was slower there (``bench/results_clip_groups.md``)."""
         return 1 if compiled else batch
 
     def activation_width(self, compiled=False):

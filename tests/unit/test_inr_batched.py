@@ -169,6 +169,23 @@ def test_wire_groups_clips_on_its_compiled_path_only():
     assert build_inr("siren").clip_group(16, compiled=True) == 16  # the default: all clips
 
 
+def test_clip_groups_only_tile_a_chunked_call():
+    """Without chunking (chunk_elements 0, as on CUDA) a call is one pass over all clips."""
+    net = build_inr("siren", **TINY["siren"])
+    net.requires_grad_(False)
+    net.clip_group = lambda batch, compiled: 1
+    seen = []
+    original = net.forward_params
+    net.forward_params = lambda t, params: seen.append(params["w0"].shape[0]) or original(t, params)
+    weights = net.flat_weights().detach().expand(3, -1)
+    net.forward_flat(time_grid(50), weights)
+    assert seen == [1, 1, 1]
+    seen.clear()
+    net.chunk_elements = 0
+    net.forward_flat(time_grid(50), weights)
+    assert seen == [3]
+
+
 def test_wire_chunk_size_follows_the_path():
     """WIRE's activations are wider on its compiled path (three stacked parts of the width
     padded to 16) than on its eager one (real and imaginary parts side by side)."""
