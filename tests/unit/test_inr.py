@@ -208,12 +208,14 @@ def test_wire_gauss_form_equals_complex_formulation():
 
 
 @pytest.mark.parametrize("name", ["siren", "finer", "wire", "nerf", "rff"])
-def test_compiled_path_is_the_same_network(name, caplog):
+def test_compiled_path_is_the_same_network(name, caplog, monkeypatch):
     """compile=True gives compile=False's outputs and weight gradients on chunked, batched calls."""
+    from fewsound_sb.nnet import kan as kan_module
     from fewsound_sb.nnet.kan import compile_available
 
     if not compile_available():
         pytest.skip("no compiler for torch.compile here")
+    monkeypatch.setattr(kan_module, "_LOGGED", set())  # the path line is logged once per process
     torch.manual_seed(0)
     hidden = (12, 10) if name == "wire" else (16, 16)  # WIRE's compiled path pads 12 and 10 to 16
     eager = build_inr(name, hidden_sizes=hidden, compile=False)
