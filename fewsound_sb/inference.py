@@ -51,8 +51,8 @@ convolutions and matrix products in that precision, its output cast back to
 float32. The hypernetwork head and the INR stay in float32 always: the
 weights are the product, and the first layers of the periodic targets take
 arguments like ``2000 · t`` whose phase bfloat16's 8-bit mantissa cannot hold.
-``bench/bench_fewsound.py`` measures the encoder's speed and the weights'
-deviation from float32 per precision.
+``bench/bench_fewsound.py`` times the encoder in bfloat16 against float32
+and measures how far its embedding moves.
 """
 
 import copy
